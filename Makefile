@@ -1,0 +1,53 @@
+# `make` lists the targets. Every target installs into .venv first when needed.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The project's own runs send no telemetry and need no network.
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help install repro test test-fast ui bench samples lint clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## create .venv and install the pinned dependencies
+
+repro: $(STAMP) ## run the whole pipeline (dvc repro) and print the test metrics
+	@test -d .git || { echo "make repro needs a git checkout (DVC tracks the pipeline in git)"; exit 2; }
+	dvc repro
+	dvc metrics show
+
+test: $(STAMP) ## run the whole test suite (slow tests included)
+	$(BIN)/pytest
+
+test-fast: $(STAMP) ## run the tests not marked slow
+	$(BIN)/pytest -m "not slow"
+
+ui: $(STAMP) ## MLflow UI on 127.0.0.1:5000 over the project's store
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
+
+bench: $(STAMP) ## benchmarks: preprocess decoding against Keras' loader
+	$(BIN)/python benchmarks/preprocess.py
+
+samples: $(STAMP) ## redraw docs/synthetic_samples.png from the built-in dataset
+	$(BIN)/python -m deepfake_detector.synthetic docs/synthetic_samples.png
+
+lint: $(STAMP) ## ruff check
+	$(BIN)/ruff check src stages tests benchmarks
+
+clean: ## remove pipeline outputs and caches (keeps .venv, mlflow.db)
+	rm -rf data models .pytest_cache .ruff_cache

@@ -1,0 +1,171 @@
+"""The split stage's library: find labelled images in any common layout, deduplicate, split.
+
+Layouts understood (folder names matched without regard to case, ``_``/``-``/space
+separated words count, e.g. ``training_real``): flat ``real/`` + ``fake/``; split folders
+``train|training``, ``val|valid|validation``, ``test|testing`` each holding the class
+folders (either nesting order); any wrapping folders above them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .images import is_image_path
+
+SPLITS = ("train", "val", "test")
+SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val",
+               "validation": "val", "test": "test", "testing": "test"}
+MANIFEST_COLUMNS = ["path", "label", "sha256", "group"]
+REJECTED_COLUMNS = ["file", "stage", "reason"]
+
+
+def _words(name: str) -> set[str]:
+    return set(re.split(r"[\s_\-.]+", name.lower())) | {name.lower()}
+
+
+def classify(rel_parts: tuple[str, ...], class_names: dict[str, list[str]]):
+    """(label, split) of a file from its folders; the deepest unambiguous folder wins."""
+    names = {1: {n.lower() for n in class_names.get("fake", ["fake"])},
+             0: {n.lower() for n in class_names.get("real", ["real"])}}
+    label = split = None
+    for folder in rel_parts[:-1]:
+        words = _words(folder)
+        hits = [lab for lab, ns in names.items() if words & ns]
+        if len(hits) == 1:  # "real-vs-fake" names both: a wrapper, not a class
+            label = hits[0]
+        found = {SPLIT_WORDS[w] for w in words if w in SPLIT_WORDS}
+        if len(found) == 1:
+            split = found.pop()
+    return label, split
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def scan(raw_dir: Path, root: Path, class_names: dict, group_regex: str | None):
+    """Manifest rows of every image under ``raw_dir`` plus the rows rejected on the way."""
+    rows, rejected = [], []
+    pattern = re.compile(group_regex) if group_regex else None
+    for path in sorted(p for p in raw_dir.rglob("*") if p.is_file() and is_image_path(p)):
+        rel = path.relative_to(root).as_posix()
+        label, given = classify(path.relative_to(raw_dir).parts, class_names)
+        if label is None:
+            rejected.append({"file": rel, "stage": "split", "reason": "no_class"})
+            continue
+        if path.stat().st_size == 0:
+            rejected.append({"file": rel, "stage": "split", "reason": "zero_bytes"})
+            continue
+        group = ""
+        if pattern and (m := pattern.search(path.relative_to(raw_dir).as_posix())):
+            group = m.group(1) if m.groups() else m.group(0)
+        rows.append({"path": rel, "label": label, "sha256": _sha256(path), "group": group,
+                     "given_split": given})
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS + ["given_split"]), rejected
+
+
+def drop_duplicates(df: pd.DataFrame):
+    """Same bytes under both classes: all copies out (label_conflict). Same bytes in one
+    class: keep one, the copy in the earliest given split (train, val, test), then by path."""
+    rejected = []
+    conflicts = df.groupby("sha256")["label"].nunique()
+    conflict = df["sha256"].isin(conflicts[conflicts > 1].index)
+    rejected += [{"file": f, "stage": "split", "reason": "label_conflict"}
+                 for f in df.loc[conflict, "path"]]
+    df = df[~conflict].copy()
+    order = df["given_split"].map({s: i for i, s in enumerate(SPLITS)}).fillna(len(SPLITS))
+    df = df.assign(_order=order).sort_values(["_order", "path"])
+    dup = df.duplicated("sha256", keep="first")
+    rejected += [{"file": f, "stage": "split", "reason": "duplicate"}
+                 for f in df.loc[dup, "path"]]
+    return df[~dup].drop(columns="_order"), rejected
+
+
+def assign_splits(df: pd.DataFrame, fractions: dict[str, float], seed: int,
+                  keep_existing: bool) -> tuple[pd.Series, dict]:
+    """The split of every row, and notes on how it was decided."""
+    units = df["group"].where(df["group"] != "", "sha:" + df["sha256"])
+    given = df["given_split"]
+    if keep_existing and given.notna().all():
+        # A group never straddles splits: a straddling group goes to its earliest split.
+        rank = given.map({s: i for i, s in enumerate(SPLITS)})
+        earliest = rank.groupby(units).transform("min").map(dict(enumerate(SPLITS)))
+        moved = int((earliest != given).sum())
+        return earliest, {"mode": "given", "moved_for_groups": moved}
+    if keep_existing and given.notna().any():
+        note = {"mode": "seeded", "ignored_partial_given_splits": int(given.notna().sum())}
+    else:
+        note = {"mode": "seeded"}
+    total = sum(fractions.values())
+    shares = np.array([fractions.get(s, 0) / total for s in SPLITS])
+    rng = np.random.default_rng(seed)
+    out = pd.Series(index=df.index, dtype=object)
+    # Stratify on each unit's majority label; fill splits in order up to their share.
+    unit_label = df.groupby(units)["label"].agg(lambda s: int(s.mean() >= 0.5))
+    unit_size = units.value_counts()
+    for label in (0, 1):
+        members = np.array(sorted(unit_label.index[unit_label == label]))
+        rng.shuffle(members)
+        sizes = unit_size.loc[members].to_numpy()
+        bounds = np.cumsum(shares) * sizes.sum()
+        position = np.cumsum(sizes) - sizes / 2  # unit midpoints on the cumulative axis
+        which = np.searchsorted(bounds, position, side="right").clip(0, len(SPLITS) - 1)
+        mapping = dict(zip(members, (SPLITS[i] for i in which)))
+        mask = units.isin(mapping.keys())
+        out[mask] = units[mask].map(mapping)
+    return out, note
+
+
+def summarise(split_frames: dict[str, pd.DataFrame], rejected: list[dict], note: dict) -> dict:
+    counts = {s: {"real": int((f["label"] == 0).sum()), "fake": int((f["label"] == 1).sum()),
+                  "total": int(len(f))} for s, f in split_frames.items()}
+    reasons = Counter(r["reason"] for r in rejected)
+    return {"counts": counts,
+            "total": {"real": sum(c["real"] for c in counts.values()),
+                      "fake": sum(c["fake"] for c in counts.values()),
+                      "total": sum(c["total"] for c in counts.values())},
+            "duplicates_dropped": reasons.get("duplicate", 0),
+            "label_conflicts": reasons.get("label_conflict", 0),
+            "skipped": dict(sorted(reasons.items())), "split": note}
+
+
+def split_dataset(raw_dir: Path, root: Path, *, class_names: dict, fractions: dict, seed: int,
+                  keep_existing: bool, group_regex: str | None):
+    """Returns ({split: manifest DataFrame}, rejected rows, summary for metrics/data.json)."""
+    df, rejected = scan(raw_dir, root, class_names, group_regex)
+    if df.empty:
+        raise ValueError(f"No labelled images under {raw_dir}: expected class folders named "
+                         f"{class_names} (any case), e.g. real/ and fake/.")
+    df, dup_rejected = drop_duplicates(df)
+    rejected += dup_rejected
+    df["split"], note = assign_splits(df, fractions, seed, keep_existing)
+    frames = {s: df[df["split"] == s].sort_values("path")[MANIFEST_COLUMNS].reset_index(drop=True)
+              for s in SPLITS}
+    return frames, rejected, summarise(frames, rejected, note)
+
+
+def class_count_figure(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = summary["counts"]
+    fig, axes = plt.subplots(1, len(counts), figsize=(3 * len(counts), 2.8), sharey=True)
+    for ax, (split, c) in zip(np.atleast_1d(axes), counts.items()):
+        bars = ax.bar(["real", "fake"], [c["real"], c["fake"]], color=["#4c72b0", "#c44e52"])
+        ax.bar_label(bars)
+        ax.set_title(f"{split} ({c['total']})")
+    np.atleast_1d(axes)[0].set_ylabel("images")
+    fig.suptitle("Images per class and split")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+

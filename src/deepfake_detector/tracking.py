@@ -1,0 +1,74 @@
+"""MLflow tracking: where runs go and what ties each run to its code and data."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+from .config import main_checkout
+
+EXPERIMENT = "deepfake-detection"
+
+
+def tracking_uri(root: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else the checkout's ``mlflow.db`` by absolute path
+    (a relative one would land in throwaway copies under ``.dvc/tmp/exps``)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{main_checkout(root) / 'mlflow.db'}"
+
+
+def setup(root: Path):
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(root))
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None and "MLFLOW_TRACKING_URI" not in os.environ:
+        # Artifacts beside the database, not under whatever folder the first run started in.
+        artifacts = (main_checkout(root) / "mlartifacts").as_uri()
+        try:
+            mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+        except mlflow.exceptions.MlflowException:
+            pass  # created meanwhile by a parallel stage
+    mlflow.set_experiment(EXPERIMENT)
+    return mlflow
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or "none"
+    except (OSError, subprocess.SubprocessError):
+        return "none"
+
+
+def files_hash(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def epoch_logger():
+    """One Keras callback that sends every epoch's metrics to the active MLflow run."""
+    import keras
+    import mlflow
+
+    class MlflowEpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            mlflow.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=epoch)
+
+    return MlflowEpochLogger()

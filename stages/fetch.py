@@ -1,0 +1,34 @@
+"""fetch: data.source → data/raw (+ data/raw/source.json)."""
+
+import os
+import shutil
+
+from _common import ROOT, load_params, run_stage
+
+from deepfake_detector.config import main_checkout
+from deepfake_detector.sources import ExtractLimits, fetch
+from deepfake_detector.synthetic import SyntheticConfig
+
+
+def main():
+    params = load_params(ROOT)
+    data, seed = params["data"], params["base"]["seed"]
+    syn = data.get("synthetic", {})
+    families = tuple(f for f, on in syn.get("families", {}).items() if on) or None
+    cfg = SyntheticConfig(n_images=syn["n_images"], image_size=syn["image_size"], seed=seed,
+                          strength=syn.get("strength", 1.0),
+                          **({"families": families} if families else {}))
+    # The download cache is not a stage output (DVC would delete a resumable .part) and
+    # lives in the user's checkout, so queued experiments share it.
+    cache = os.environ.get("DEEPFAKE_CACHE_DIR") or main_checkout(ROOT) / data["cache_dir"]
+    out = ROOT / "data" / "raw"
+    shutil.rmtree(out, ignore_errors=True)
+    record = fetch(str(data["source"]), out, root=ROOT, cache_dir=cache,
+                   sha256=data.get("sha256"), synthetic_cfg=cfg,
+                   limits=ExtractLimits(**data.get("extract", {})),
+                   gdrive_base=data.get("gdrive_base_url"))
+    print(f"fetched {record['n_images']} images from {record['source']}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,34 @@
+"""preprocess: split manifests → data/processed/{train,val,test}.npz + rejected.csv."""
+
+import pandas as pd
+from _common import ROOT, load_params, run_stage
+
+from deepfake_detector.preprocess import load_masks, preprocess_split
+from deepfake_detector.splitting import REJECTED_COLUMNS, SPLITS
+
+
+def main():
+    pp = load_params(ROOT)["preprocess"]
+    split_dir, out = ROOT / "data" / "split", ROOT / "data" / "processed"
+    raw = ROOT / "data" / "raw"
+    masks = load_masks(raw)
+    rejected = pd.read_csv(split_dir / "rejected.csv").to_dict("records")
+    total = len(rejected)
+    for split in SPLITS:
+        manifest = pd.read_csv(split_dir / f"{split}.csv", keep_default_na=False)
+        total += len(manifest)
+        rejected += preprocess_split(manifest, out / f"{split}.npz", root=ROOT, raw_dir=raw,
+                                     size=pp["image_size"], max_pixels=pp["max_pixels"],
+                                     masks=masks)
+    pd.DataFrame(rejected, columns=REJECTED_COLUMNS).to_csv(out / "rejected.csv", index=False)
+    share = len(rejected) / max(total, 1)
+    print(f"preprocess: {total - len(rejected)} images kept, {len(rejected)} left out "
+          f"(see data/processed/rejected.csv)")
+    if share > pp["max_rejected_share"]:
+        raise ValueError(f"{share:.1%} of the files were left out, more than "
+                         f"preprocess.max_rejected_share={pp['max_rejected_share']}; "
+                         "see data/processed/rejected.csv for each file and reason.")
+
+
+if __name__ == "__main__":
+    run_stage(main)
