@@ -22,7 +22,7 @@ import requests
 from tqdm import tqdm
 
 GDRIVE_DEFAULT_BASE = "https://drive.google.com"
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # small enough that an interrupted download keeps most of its bytes
 TIMEOUT = (15, 60)  # connect, read (seconds)
 
 

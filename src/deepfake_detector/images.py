@@ -116,7 +116,6 @@ def load_image(source: str | os.PathLike | bytes, size: int,
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageRejected("too_many_pixels", f"{width}x{height}")
-            orientation = img.getexif().get(0x0112, 1)
             if img.format == "JPEG":
                 # Orientations 5-8 swap the axes, but draft only needs the smaller side.
                 side = min(width, height)
@@ -126,7 +125,7 @@ def load_image(source: str | os.PathLike | bytes, size: int,
             except (OSError, SyntaxError, ValueError) as exc:
                 reason = "truncated" if "truncated" in str(exc).lower() else "unreadable"
                 raise ImageRejected(reason, str(exc)) from None
-            if orientation != 1:
+            if img.getexif().get(0x0112, 1) != 1:
                 img = ImageOps.exif_transpose(img)
             img = _to_rgb(img)
             if img.size != (size, size):

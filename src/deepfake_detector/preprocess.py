@@ -65,7 +65,8 @@ def preprocess_split(manifest: pd.DataFrame, out_path: Path, *, root: Path, raw_
     kept = np.flatnonzero(keep)
     if len(kept) < len(x):
         for start in range(0, len(kept), 4096):
-            x[start:start + 4096] = x[kept[start:start + 4096]]
+            block = kept[start:start + 4096]
+            x[start:start + len(block)] = x[block]
     arrays = {"x": x[:len(kept)], "y": manifest["label"].to_numpy(np.uint8)[kept],
               "paths": manifest["path"].to_numpy(str)[kept]}
     if masks is not None:

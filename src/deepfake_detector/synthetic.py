@@ -194,7 +194,8 @@ def _eye_mismatch(p, rng, size):
         p["iris"] = iris
     else:
         hl = list(p["highlight"])
-        hl[eye] = (None, None) if rng.random() < 0.3 else (rng.uniform(0.1, 0.4), rng.uniform(0, 0.4))
+        moved = (rng.uniform(0.1, 0.4), rng.uniform(0, 0.4))
+        hl[eye] = (None, None) if rng.random() < 0.3 else moved
         p["highlight"] = hl
     img = render_face(p, size)
     ex, ey = _eye_centres(p, size)[eye]

@@ -21,8 +21,9 @@ def tracking_uri(root: Path) -> str:
 def setup(root: Path):
     import mlflow
 
+    local_store = "MLFLOW_TRACKING_URI" not in os.environ  # set_tracking_uri exports it
     mlflow.set_tracking_uri(tracking_uri(root))
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None and "MLFLOW_TRACKING_URI" not in os.environ:
+    if local_store and mlflow.get_experiment_by_name(EXPERIMENT) is None:
         # Artifacts beside the database, not under whatever folder the first run started in.
         artifacts = (main_checkout(root) / "mlartifacts").as_uri()
         try:

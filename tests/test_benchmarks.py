@@ -1,0 +1,26 @@
+"""The benchmark runs and reports measured rates and their ratio (the figure itself is
+quoted in the README from a full run; timings are too noisy for a CI gate)."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from deepfake_detector.synthetic import SyntheticConfig, generate
+
+
+@pytest.mark.slow
+def test_preprocess_benchmark_prints_rates_and_ratio(tmp_path):
+    generate(tmp_path, SyntheticConfig(n_images=200, image_size=256))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks/preprocess.py"),
+                           "--folder", str(tmp_path), "--repeats", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "images: 200" in done.stdout
+    rates = re.findall(r"(\d+) images/s", done.stdout)
+    ratio = float(re.search(r"^ratio: ([\d.]+)$", done.stdout, re.M).group(1))
+    assert len(rates) == 2 and all(int(r) > 0 for r in rates)
+    assert ratio == pytest.approx(int(rates[0]) / int(rates[1]), rel=0.02)
+    assert "peak RSS" in done.stdout

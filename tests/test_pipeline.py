@@ -1,0 +1,162 @@
+"""One real, tiny pipeline run shared by the whole test session: `dvc repro` in a temporary
+copy of the repository (a few hundred built-in images, one epoch), then checks on what it
+wrote, the MLflow run it recorded, DVC's view of it, and the CLI on its model."""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def sh(cmd, cwd, timeout=900):
+    done = subprocess.run(cmd, cwd=cwd, env=pipeline_env(), capture_output=True, text=True,
+                          timeout=timeout)
+    return done
+
+
+def pipeline_env():
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", GIT_AUTHOR_NAME="t",
+               GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.invalid")
+    return env
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """The repository copied (tracked and new files, as a fresh clone has them), tiny
+    params, committed, and `dvc repro` run once."""
+    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        if (ROOT / rel).is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, repo / rel)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["synthetic"]["n_images"] = 300
+    params["train"]["baseline"]["epochs"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "t"]):
+        subprocess.run(cmd, cwd=repo, env=pipeline_env(), check=True)
+    started = time.perf_counter()
+    done = sh([str(BIN / "dvc"), "repro"], repo)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {"repo": repo, "seconds": time.perf_counter() - started, "log": done.stdout}
+
+
+def test_data_stages_outputs(pipeline):
+    repo = pipeline["repo"]
+    source = json.loads((repo / "data/raw/source.json").read_text())
+    assert source["kind"] == "synthetic" and source["n_images"] == 300
+    total = 0
+    for split in ("train", "val", "test"):
+        manifest = pd.read_csv(repo / f"data/split/{split}.csv", keep_default_na=False)
+        assert list(manifest.columns) == ["path", "label", "sha256", "group"]
+        with np.load(repo / f"data/processed/{split}.npz") as z:
+            assert z["x"].dtype == np.uint8 and z["x"].shape[1:] == (64, 64, 3)
+            assert z["paths"].tolist() == manifest["path"].tolist()
+            assert np.array_equal(z["y"], manifest["label"].to_numpy())
+            assert z["masks"].shape == z["x"].shape[:3]
+            assert z["masks"][z["y"] == 0].max() == 0 and z["masks"][z["y"] == 1].max() == 1
+        total += len(manifest)
+    assert total == 300
+    data = json.loads((repo / "metrics/data.json").read_text())
+    assert data["total"] == {"real": 150, "fake": 150, "total": 300}
+    assert (repo / "reports/figures/class_counts.png").stat().st_size > 1000
+
+
+def test_evaluate_metrics(pipeline):
+    metrics = json.loads((pipeline["repo"] / "metrics/baseline.json").read_text())
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "threshold"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    (tn, fp), (fn, tp) = metrics["confusion"]
+    assert tn + fp + fn + tp == metrics["n"] == 46
+    assert metrics["accuracy"] == pytest.approx((tn + tp) / metrics["n"])
+
+
+def test_mlflow_run_in_the_projects_sqlite_store(pipeline):
+    repo = pipeline["repo"]
+    db = repo / "mlflow.db"
+    assert db.exists(), "the default store is <project root>/mlflow.db"
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("deepfake-detection")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    record = json.loads((repo / "metrics/train/baseline.json").read_text())
+    assert record["run_id"] == run.info.run_id
+    assert run.data.params["epochs"] == "1" and run.data.params["optimizer"] == "rmsprop"
+    assert run.data.tags["dvc.stage"] == "train@baseline"
+    assert len(run.data.tags["git.commit"]) == 40 and len(run.data.tags["data.hash"]) == 64
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [0]
+    assert run.data.metrics["test_accuracy"] == pytest.approx(
+        json.loads((repo / "metrics/baseline.json").read_text())["accuracy"])
+    assert run.info.artifact_uri.startswith((repo / "mlartifacts").as_uri()), \
+        "artifacts stay beside the database, whatever folder the stage ran in"
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    with np.load(repo / "data/processed/test.npz") as z:
+        x = z["x"][:4]
+    out = np.asarray(model.predict(x)).reshape(-1)
+    assert out.shape == (4,) and ((out >= 0) & (out <= 1)).all()
+    assert sqlite3.connect(db).execute("select count(*) from runs").fetchone() == (1,)
+
+
+def test_second_repro_has_nothing_to_do(pipeline):
+    started = time.perf_counter()
+    done = sh([str(BIN / "dvc"), "repro"], pipeline["repo"])
+    seconds = time.perf_counter() - started
+    assert done.returncode == 0
+    assert "Data and pipelines are up to date" in done.stdout
+    assert "Running stage" not in done.stdout
+    print(f"no-op dvc repro: {seconds:.1f} s")
+    assert seconds < 15  # 5 s on an idle machine; CI shares the cores
+
+
+def test_cli_predict_on_the_trained_model(pipeline):
+    repo = pipeline["repo"]
+    real = repo / "data/raw/real/000000.jpg"
+    (repo / "notes.txt").write_text("not an image")
+    out = repo / "pred.csv"
+    done = sh([str(BIN / "deepfake"), "predict", str(real), "notes.txt", "--model",
+               "models/baseline.keras", "--out", str(out)], repo)
+    assert done.returncode == 1, done.stderr  # one file could not be scored
+    rows = pd.read_csv(out, keep_default_na=False)
+    assert rows["error"].tolist() == ["", "not_image"]
+    assert 0 <= float(rows["p_fake"][0]) <= 1 and rows["label"][0] in ("real", "fake")
+    done = sh([str(BIN / "deepfake"), "predict", str(real), "--model", "models/baseline.keras"],
+              repo)
+    assert done.returncode == 0 and done.stdout.startswith("file,p_fake,label,error")
+    done = sh([str(BIN / "deepfake"), "predict", str(real), "--model", "nope.keras"], repo)
+    assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr
+    (repo / "notes.txt").unlink()
+    out.unlink()
+
+
+def test_exp_run_with_a_changed_param_and_metrics_show(pipeline):
+    repo = pipeline["repo"]
+    done = sh([str(BIN / "dvc"), "exp", "run", "-S", "train.baseline.epochs=2"], repo)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Running stage 'fetch'" not in done.stdout  # only training and evaluation re-ran
+    assert "train@baseline" in done.stdout
+    record = json.loads((repo / "metrics/train/baseline.json").read_text())
+    assert record["epochs_run"] == 2
+    shown = sh([str(BIN / "dvc"), "metrics", "show"], repo)
+    assert "metrics/baseline.json" in shown.stdout and "roc_auc" in shown.stdout
