@@ -29,7 +29,8 @@ install: $(STAMP) ## create .venv and install the pinned dependencies
 repro: $(STAMP) ## run the whole pipeline (dvc repro) and print the test metrics
 	@test -d .git || { echo "make repro needs a git checkout (DVC tracks the pipeline in git)"; exit 2; }
 	dvc repro
-	dvc metrics show
+	@echo; echo "Test metrics (metrics/<model>.json):"
+	@dvc metrics show --precision 4 $$(ls metrics/*.json | grep -v '/data.json$$')
 
 test: $(STAMP) ## run the whole test suite (slow tests included)
 	$(BIN)/pytest
