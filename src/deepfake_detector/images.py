@@ -56,7 +56,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         lo, hi = float(arr.min()), float(arr.max())
         grey = ((arr - lo) / (hi - lo or 1) * 255).astype(np.uint8)
         return Image.fromarray(grey, "L").convert("RGB")
-    if img.mode == "P" and "transparency" in img.info or img.mode in ("RGBA", "LA", "PA", "RGBa"):
+    if (img.mode == "P" and "transparency" in img.info) or img.mode in ("RGBA", "LA", "PA"):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # alpha over white
         return Image.alpha_composite(background, rgba).convert("RGB")
