@@ -19,7 +19,7 @@ def main():
         total += len(manifest)
         rejected += preprocess_split(manifest, out / f"{split}.npz", root=ROOT, raw_dir=raw,
                                      size=pp["image_size"], max_pixels=pp["max_pixels"],
-                                     masks=masks)
+                                     masks=masks, crop=pp.get("centre_crop", 1.0))
     pd.DataFrame(rejected, columns=REJECTED_COLUMNS).to_csv(out / "rejected.csv", index=False)
     share = len(rejected) / max(total, 1)
     print(f"preprocess: {total - len(rejected)} images kept, {len(rejected)} left out "

@@ -100,3 +100,14 @@ def test_files_and_bytes_give_the_same_result(tmp_path):
     with pytest.raises(ImageRejected) as info:
         load_image(tmp_path / "missing.jpg", 48)
     assert info.value.reason == "unreadable"
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_centre_crop_keeps_the_middle_at_native_resolution(fmt):
+    arr = np.zeros((200, 300, 3), np.uint8)
+    arr[50:150, 100:200] = 255  # the centre half of the shorter side
+    out = load_image(encode(Image.fromarray(arr), fmt, quality=95) if fmt == "JPEG"
+                     else encode(Image.fromarray(arr), fmt), 50, crop=0.5)
+    assert out.shape == (50, 50, 3) and out[2:-2, 2:-2].min() > 230
+    with pytest.raises(ValueError):
+        load_image(encode(Image.fromarray(arr), "PNG"), 50, crop=0)

@@ -1,6 +1,7 @@
 """One real, tiny pipeline run shared by the whole test session: `dvc repro` in a temporary
-copy of the repository (a few hundred built-in images, one epoch), then checks on what it
-wrote, the MLflow run it recorded, DVC's view of it, and the CLI on its model."""
+copy of the repository (a few hundred built-in images, one epoch per model, deterministic
+training), then checks on what it wrote, the MLflow runs it recorded, DVC's view of it, the
+CLI on its model, and a forced second run that must give bit-identical metrics."""
 
 import json
 import os
@@ -19,17 +20,25 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
+KERAS_HOME = Path(os.environ.get("PYTEST_KERAS_HOME", "/tmp")) / f"keras-home-{os.getpid()}"
 
 
-def sh(cmd, cwd, timeout=900):
+def sh(cmd, cwd, timeout=1200):
     done = subprocess.run(cmd, cwd=cwd, env=pipeline_env(), capture_output=True, text=True,
                           timeout=timeout)
     return done
 
 
+MODELS = ("baseline", "tuned", "xception", "ensemble")
+
+
 def pipeline_env():
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    # ImageNet weights: a closed local port stands in for the offline internet, and a fresh
+    # Keras cache keeps a user's downloaded weights out of the test
+    env["DEEPFAKE_WEIGHTS_URL"] = "http://127.0.0.1:9/xception_notop.h5"
+    env["KERAS_HOME"] = str(KERAS_HOME)
     env.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", GIT_AUTHOR_NAME="t",
                GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.invalid")
@@ -49,14 +58,19 @@ def pipeline(tmp_path_factory):
             shutil.copy2(ROOT / rel, repo / rel)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"]["synthetic"]["n_images"] = 300
-    params["train"]["baseline"]["epochs"] = 1
+    for model in params["train"].values():
+        model["epochs"] = 1
+    params["training"]["deterministic"] = True
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "t"]):
         subprocess.run(cmd, cwd=repo, env=pipeline_env(), check=True)
     started = time.perf_counter()
     done = sh([str(BIN / "dvc"), "repro"], repo)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return {"repo": repo, "seconds": time.perf_counter() - started, "log": done.stdout}
+    metrics = {m: (repo / f"metrics/{m}.json").read_bytes() for m in MODELS}
+    yield {"repo": repo, "seconds": time.perf_counter() - started, "log": done.stdout,
+           "stderr": done.stderr, "metrics": metrics}
+    shutil.rmtree(KERAS_HOME, ignore_errors=True)
 
 
 def test_data_stages_outputs(pipeline):
@@ -80,13 +94,43 @@ def test_data_stages_outputs(pipeline):
     assert (repo / "reports/figures/class_counts.png").stat().st_size > 1000
 
 
-def test_evaluate_metrics(pipeline):
-    metrics = json.loads((pipeline["repo"] / "metrics/baseline.json").read_text())
+@pytest.mark.parametrize("model", MODELS)
+def test_evaluate_metrics(pipeline, model):
+    metrics = json.loads((pipeline["repo"] / f"metrics/{model}.json").read_text())
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "threshold"):
         assert 0.0 <= metrics[key] <= 1.0, key
     (tn, fp), (fn, tp) = metrics["confusion"]
     assert tn + fp + fn + tp == metrics["n"] == 46
     assert metrics["accuracy"] == pytest.approx((tn + tp) / metrics["n"])
+
+
+def test_offline_imagenet_says_once_that_xception_trains_from_scratch(pipeline):
+    repo = pipeline["repo"]
+    record = json.loads((repo / "models/pretrained/xception.json").read_text())
+    assert record["requested"] == "imagenet" and record["used"] == "none"
+    said = pipeline["log"] + pipeline["stderr"]
+    assert said.count("Xception trains FROM SCRATCH") == 1
+    assert "xception_weights_tf_dim_ordering_tf_kernels_notop.h5" in said
+    for other in ("baseline", "tuned"):
+        assert json.loads((repo / f"models/pretrained/{other}.json").read_text())["used"] == \
+            "none"
+
+
+def test_ensemble_shares_one_input_and_was_cross_fitted(pipeline):
+    import keras
+
+    repo = pipeline["repo"]
+    model = keras.models.load_model(repo / "models/ensemble.keras")
+    assert len(model.inputs) == 1
+    members = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+    assert sorted(members) == ["tuned", "xception"]
+    with np.load(repo / "models/ensemble_val_scores.npz") as z, \
+            np.load(repo / "data/processed/val.npz") as val:
+        assert len(z["p"]) == len(val["y"]) and z["paths"].tolist() == val["paths"].tolist()
+        from deepfake_detector.training import predict
+
+        in_sample = predict(model, val["x"])
+        assert not np.allclose(z["p"], in_sample)  # out-of-fold, not the final combiner's
 
 
 def test_mlflow_run_in_the_projects_sqlite_store(pipeline):
@@ -97,9 +141,15 @@ def test_mlflow_run_in_the_projects_sqlite_store(pipeline):
 
     client = mlflow.MlflowClient(f"sqlite:///{db}")
     exp = client.get_experiment_by_name("deepfake-detection")
-    runs = client.search_runs([exp.experiment_id])
-    assert len(runs) == 1
-    run = runs[0]
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert sorted(runs) == sorted(MODELS)
+    assert runs["xception"].data.tags["weights"] == "none"
+    assert runs["xception"].data.params["input_size"] == "71"
+    for name in MODELS:
+        record = json.loads((repo / f"metrics/train/{name}.json").read_text())
+        assert record["run_id"] == runs[name].info.run_id
+        assert "test_roc_auc" in runs[name].data.metrics
+    run = runs["baseline"]
     record = json.loads((repo / "metrics/train/baseline.json").read_text())
     assert record["run_id"] == run.info.run_id
     assert run.data.params["epochs"] == "1" and run.data.params["optimizer"] == "rmsprop"
@@ -116,7 +166,7 @@ def test_mlflow_run_in_the_projects_sqlite_store(pipeline):
         x = z["x"][:4]
     out = np.asarray(model.predict(x)).reshape(-1)
     assert out.shape == (4,) and ((out >= 0) & (out <= 1)).all()
-    assert sqlite3.connect(db).execute("select count(*) from runs").fetchone() == (1,)
+    assert sqlite3.connect(db).execute("select count(*) from runs").fetchone() == (4,)
 
 
 def test_second_repro_has_nothing_to_do(pipeline):
@@ -150,6 +200,15 @@ def test_cli_predict_on_the_trained_model(pipeline):
     out.unlink()
 
 
+def test_forced_rerun_gives_bit_identical_metrics(pipeline):
+    """training.deterministic: true → `dvc repro -f` reproduces every model's metrics."""
+    repo = pipeline["repo"]
+    done = sh([str(BIN / "dvc"), "repro", "-f"], repo)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for model in MODELS:
+        assert (repo / f"metrics/{model}.json").read_bytes() == pipeline["metrics"][model], model
+
+
 def test_exp_run_with_a_changed_param_and_metrics_show(pipeline):
     repo = pipeline["repo"]
     done = sh([str(BIN / "dvc"), "exp", "run", "-S", "train.baseline.epochs=2"], repo)
@@ -159,4 +218,6 @@ def test_exp_run_with_a_changed_param_and_metrics_show(pipeline):
     record = json.loads((repo / "metrics/train/baseline.json").read_text())
     assert record["epochs_run"] == 2
     shown = sh([str(BIN / "dvc"), "metrics", "show"], repo)
-    assert "metrics/baseline.json" in shown.stdout and "roc_auc" in shown.stdout
+    for model in MODELS:
+        assert f"metrics/{model}.json" in shown.stdout
+    assert "roc_auc" in shown.stdout

@@ -63,13 +63,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
-def centre_box(width: int, height: int) -> tuple[int, int, int, int]:
-    side = min(width, height)
+def centre_box(width: int, height: int, crop: float = 1.0) -> tuple[int, int, int, int]:
+    """The centred square of side ``crop`` × the shorter side."""
+    side = max(1, round(min(width, height) * crop))
     left, top = (width - side) // 2, (height - side) // 2
     return left, top, left + side, top + side
 
 
-def _fast_jpeg(data: bytes, size: int, max_pixels: int) -> np.ndarray | None:
+def _fast_jpeg(data: bytes, size: int, max_pixels: int, crop: float) -> np.ndarray | None:
     """Decode a plain JPEG with DCT scaling, or None to let Pillow handle it."""
     if simplejpeg is None or data[:2] != b"\xff\xd8" or data.find(b"Exif\x00\x00", 0, 65536) >= 0:
         return None
@@ -77,19 +78,24 @@ def _fast_jpeg(data: bytes, size: int, max_pixels: int) -> np.ndarray | None:
         height, width, colourspace, _ = simplejpeg.decode_jpeg_header(data)
         if colourspace not in ("YCbCr", "Gray") or width * height > max_pixels:
             return None
-        arr = simplejpeg.decode_jpeg(data, "RGB", min_height=size, min_width=size)
+        need = int(np.ceil(size / crop))  # the crop must still hold ``size`` pixels
+        arr = simplejpeg.decode_jpeg(data, "RGB", min_height=need, min_width=need)
     except ValueError:
         return None  # truncated or odd: Pillow decides, and names the reason
-    if arr.shape[:2] == (size, size):
+    if arr.shape[:2] == (size, size) and crop == 1.0:
         return arr
     img = Image.fromarray(arr)
     return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR,
-                                 box=centre_box(*img.size), reducing_gap=None), dtype=np.uint8)
+                                 box=centre_box(*img.size, crop), reducing_gap=None),
+                      dtype=np.uint8)
 
 
 def load_image(source: str | os.PathLike | bytes, size: int,
-               max_pixels: int = 50_000_000) -> np.ndarray:
+               max_pixels: int = 50_000_000, crop: float = 1.0) -> np.ndarray:
     """Decode ``source`` (a path or the file's bytes) to a uint8 ``size×size×3`` array.
+
+    ``crop`` < 1 keeps only the centre ``crop`` × shorter side before resizing (closer to
+    the native resolution, where generator artefacts survive).
 
     Raises ``ImageRejected`` with a reason from ``REASONS`` for unusable input.
     """
@@ -103,7 +109,9 @@ def load_image(source: str | os.PathLike | bytes, size: int,
             raise ImageRejected("unreadable", str(exc)) from None
     if not data:
         raise ImageRejected("zero_bytes")
-    fast = _fast_jpeg(data, size, max_pixels)
+    if not 0 < crop <= 1:
+        raise ValueError(f"crop must be in (0, 1], not {crop}")
+    fast = _fast_jpeg(data, size, max_pixels, crop)
     if fast is not None:
         return fast
     try:
@@ -118,8 +126,9 @@ def load_image(source: str | os.PathLike | bytes, size: int,
                 raise ImageRejected("too_many_pixels", f"{width}x{height}")
             if img.format == "JPEG":
                 # Orientations 5-8 swap the axes, but draft only needs the smaller side.
-                side = min(width, height)
-                img.draft("RGB", (max(1, width * size // side), max(1, height * size // side)))
+                side = min(width, height) * crop
+                img.draft("RGB", (max(1, int(width * size / side)),
+                                  max(1, int(height * size / side))))
             try:
                 img.load()
             except (OSError, SyntaxError, ValueError) as exc:
@@ -128,9 +137,9 @@ def load_image(source: str | os.PathLike | bytes, size: int,
             if img.getexif().get(0x0112, 1) != 1:
                 img = ImageOps.exif_transpose(img)
             img = _to_rgb(img)
-            if img.size != (size, size):
+            if img.size != (size, size) or crop != 1.0:
                 img = img.resize((size, size), Image.Resampling.BILINEAR,
-                                 box=centre_box(*img.size), reducing_gap=None)
+                                 box=centre_box(*img.size, crop), reducing_gap=None)
             return np.asarray(img, dtype=np.uint8)
     except ImageRejected:
         raise
@@ -140,10 +149,10 @@ def load_image(source: str | os.PathLike | bytes, size: int,
         raise ImageRejected("unreadable", f"{type(exc).__name__}: {exc}") from None
 
 
-def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+def resize_mask(mask: np.ndarray, size: int, crop: float = 1.0) -> np.ndarray:
     """Crop and resize a manipulation mask exactly as ``load_image`` does its image."""
-    if mask.shape == (size, size):
+    if mask.shape == (size, size) and crop == 1.0:
         return mask
     img = Image.fromarray(mask)
     return np.asarray(img.resize((size, size), Image.Resampling.NEAREST,
-                                 box=centre_box(*img.size)), dtype=np.uint8)
+                                 box=centre_box(*img.size, crop)), dtype=np.uint8)

@@ -1,13 +1,22 @@
-"""Model architectures. Each takes uint8 images and outputs P(fake) (label 1 = fake)."""
+"""Model architectures. Each takes uint8 images and outputs P(fake) (label 1 = fake).
+
+Scaling (and resizing, for Xception) happens inside the model, so a saved model is
+self-contained and every model takes the same input.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import keras
 from keras import layers
 
+XCEPTION_WEIGHTS_FILE = "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"
+XCEPTION_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"
+                        f"xception/{XCEPTION_WEIGHTS_FILE}")
+
 
 def image_input(size: int) -> keras.KerasTensor:
-    # uint8 in, scaling inside: a saved model is self-contained.
     return keras.Input(shape=(size, size, 3), dtype="uint8", name="image")
 
 
@@ -15,24 +24,96 @@ def build_baseline(size: int, cfg: dict) -> keras.Model:
     """The study's baseline CNN."""
     inputs = image_input(size)
     x = layers.Rescaling(1 / 255.0)(inputs)
-    x = layers.Conv2D(32, 3, activation="relu")(x)
-    x = layers.MaxPooling2D()(x)
-    x = layers.Conv2D(16, 3, activation="relu")(x)
-    x = layers.MaxPooling2D()(x)
+    for block in cfg.get("conv", [{"filters": 32}, {"filters": 16}]):
+        x = layers.Conv2D(block["filters"], block.get("kernel", 3),
+                          activation=block.get("activation", "relu"))(x)
+        x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
     outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
     return keras.Model(inputs, outputs, name="baseline")
 
 
-BUILDERS = {"baseline": build_baseline}
+def build_tuned(size: int, cfg: dict) -> keras.Model:
+    """The study's hand-tuned CNN: conv+BN blocks, dense head (the model it deployed)."""
+    bn = cfg.get("batch_norm", {})
+    inputs = image_input(size)
+    x = layers.Rescaling(1 / 255.0)(inputs)
+    for block in cfg["conv"]:
+        x = layers.Conv2D(block["filters"], block.get("kernel", 3),
+                          activation=block.get("activation", "relu"))(x)
+        x = layers.BatchNormalization(momentum=bn.get("momentum", 0.95),
+                                      epsilon=bn.get("epsilon", 0.005))(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    for units in cfg.get("dense", [64, 32]):
+        x = layers.Dense(units, activation="relu")(x)
+        if cfg.get("dropout"):
+            x = layers.Dropout(cfg["dropout"])(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    return keras.Model(inputs, outputs, name="tuned")
+
+
+def build_xception(size: int, cfg: dict) -> keras.Model:
+    """Keras' Xception base (fine-tuned unless ``trainable_base: false``) and a dense head.
+
+    ``cfg["weights_file"]`` is the resolved weights file (the ``weights`` stage decides it),
+    or None to start from random weights.
+    """
+    input_size = max(71, int(cfg.get("input_size", 71)))
+    weights_file = cfg.get("weights_file")
+    base = keras.applications.Xception(include_top=False, weights=None,
+                                       input_shape=(input_size, input_size, 3), pooling="avg")
+    if weights_file:
+        base.load_weights(weights_file)
+    base.trainable = bool(cfg.get("trainable_base", True))
+    if cfg.get("base_bn_momentum") is not None:
+        # Keras' 0.99 suits ImageNet fine-tuning; from scratch on a few hundred steps the
+        # moving statistics lag far behind and validation sees a constant output.
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = float(cfg["base_bn_momentum"])
+    inputs = image_input(size)
+    x = layers.Resizing(input_size, input_size)(inputs) if input_size != size else inputs
+    x = layers.Rescaling(1 / 127.5, offset=-1.0)(x)  # Xception's own preprocessing
+    # training=False keeps BatchNorm statistics put when the base is frozen (keras-io guide)
+    x = base(x, training=None if base.trainable else False)
+    for units in cfg.get("dense", [128]):
+        x = layers.Dense(units, activation="relu")(x)
+    if cfg.get("dropout"):
+        x = layers.Dropout(cfg["dropout"])(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    return keras.Model(inputs, outputs, name="xception")
+
+
+BUILDERS = {"baseline": build_baseline, "tuned": build_tuned, "xception": build_xception}
 
 
 def build_model(name: str, size: int, cfg: dict) -> keras.Model:
     try:
         builder = BUILDERS[cfg.get("architecture", name)]
     except KeyError:
-        raise ValueError(f"Unknown model {name!r}; known: {sorted(BUILDERS)}") from None
+        raise ValueError(f"Unknown model {name!r}; known: {sorted(BUILDERS)} "
+                         "(or set train.<name>.architecture)") from None
     return builder(size, cfg)
+
+
+def build_ensemble(members: list[keras.Model], size: int, method: str,
+                   head_units: int = 32) -> keras.Model:
+    """Members side by side on one shared input, frozen; a stacked head or their mean."""
+    inputs = image_input(size)
+    outs = []
+    for member in members:
+        member.trainable = False
+        outs.append(member(inputs, training=False))
+    if method == "average":
+        outputs = layers.Average(name="p_fake")(outs)
+    elif method == "stacked":
+        x = layers.Concatenate(name="member_p_fake")(outs)
+        x = layers.Dense(head_units, activation="relu", name="head_hidden")(x)
+        outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    else:
+        raise ValueError(f"ensemble.method must be stacked or average, not {method!r}")
+    return keras.Model(inputs, outputs, name="ensemble")
 
 
 def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
@@ -44,3 +125,11 @@ def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
         return keras.optimizers.get({"class_name": name, "config": kwargs})
     except ValueError:
         raise ValueError(f"Unknown optimizer {name!r} in params") from None
+
+
+def keras_weights_cache() -> Path:
+    """Where Keras keeps downloaded application weights (``$KERAS_HOME/models``)."""
+    import os
+
+    home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+    return Path(home) / "models"

@@ -22,7 +22,7 @@ CHUNK = 64
 
 
 def decode_files(paths: list[str], size: int, max_pixels: int, workers: int | None = None,
-                 desc: str = "decode"):
+                 desc: str = "decode", crop: float = 1.0):
     """(uint8 N×size×size×3 of the files that decoded, keep mask, reasons by index)."""
     n = len(paths)
     x = np.zeros((n, size, size, 3), dtype=np.uint8)
@@ -33,7 +33,7 @@ def decode_files(paths: list[str], size: int, max_pixels: int, workers: int | No
         stop = min(start + CHUNK, n)
         for i in range(start, stop):
             try:
-                x[i] = load_image(paths[i], size, max_pixels)
+                x[i] = load_image(paths[i], size, max_pixels, crop)
                 keep[i] = True
             except ImageRejected as exc:
                 reasons[i] = exc.reason
@@ -56,10 +56,12 @@ def load_masks(raw_dir: Path) -> dict[str, np.ndarray] | None:
 
 
 def preprocess_split(manifest: pd.DataFrame, out_path: Path, *, root: Path, raw_dir: Path,
-                     size: int, max_pixels: int, masks: dict | None, workers=None):
+                     size: int, max_pixels: int, masks: dict | None, workers=None,
+                     crop: float = 1.0):
     """Write one split's ``.npz``; returns the rejected rows."""
     files = [str(root / p) for p in manifest["path"]]
-    x, keep, reasons = decode_files(files, size, max_pixels, workers, desc=out_path.stem)
+    x, keep, reasons = decode_files(files, size, max_pixels, workers, desc=out_path.stem,
+                                    crop=crop)
     # Compact in place, a block at a time: kept rows move to the front (kept[j] >= j, so no
     # row is overwritten before it moves) without a second copy of the whole array.
     kept = np.flatnonzero(keep)
@@ -75,7 +77,7 @@ def preprocess_split(manifest: pd.DataFrame, out_path: Path, *, root: Path, raw_
         for row, idx in enumerate(kept):
             name = manifest["path"].iloc[idx].removeprefix(raw_rel)
             if name in masks:
-                m[row] = resize_mask(masks[name], size)
+                m[row] = resize_mask(masks[name], size, crop)
         arrays["masks"] = m
     out_path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out_path, **arrays)

@@ -63,13 +63,24 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def epoch_logger():
-    """One Keras callback that sends every epoch's metrics to the active MLflow run."""
+
+def run_tags(root: Path, stage: str, data_files: list[Path], **extra) -> dict:
+    """The tags that tie a run to its code and data."""
+    return {"dvc.stage": stage, "git.commit": git_commit(root),
+            "data.hash": files_hash(data_files), **extra}
+
+
+def log_keras_model(model, example) -> None:
+    """The model with signature and input example. ``mlflow.tensorflow`` (``mlflow.keras``
+    with ``input_example`` fails in MLflow 3.17), explicit requirements (inferring them
+    costs seconds and lists both TensorFlow wheels)."""
     import keras
-    import mlflow
+    import mlflow.tensorflow
+    import numpy as np
+    import tensorflow as tf
+    from mlflow.models import infer_signature
 
-    class MlflowEpochLogger(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            mlflow.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=epoch)
-
-    return MlflowEpochLogger()
+    out = np.asarray(model(example, training=False))
+    mlflow.tensorflow.log_model(
+        model, name="model", input_example=example, signature=infer_signature(example, out),
+        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])

@@ -1,4 +1,4 @@
-"""One training function for every model."""
+"""One training function for every model, on one device, mirrored devices or several workers."""
 
 from __future__ import annotations
 
@@ -13,72 +13,211 @@ from . import tracking
 from .datasets import batches, load_split
 
 
-def configure(seed: int, deterministic: bool) -> None:
+def configure(seed: int, training: dict) -> None:
+    """Threads, determinism and logical devices: before TensorFlow touches a device."""
     import keras
     import tensorflow as tf
 
-    if deterministic:
+    devices = int(training.get("cpu_devices", 0) or 0)
+    if devices > 1 and not tf.config.list_physical_devices("GPU"):
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+    if training.get("deterministic"):
         # Seeds alone do not make TF training bit-identical here; one inter-op thread does.
         tf.config.threading.set_inter_op_parallelism_threads(1)
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
 
 
+def make_strategy(kind: str):
+    import tensorflow as tf
+
+    if kind in (None, "none"):
+        return None
+    if kind == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if kind == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("training.distribute: multi_worker needs TF_CONFIG (the cluster "
+                             "and this worker's index) in the environment")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"training.distribute must be none, mirrored or multi_worker, not {kind!r}")
+
+
+def worker_info() -> tuple[int, int]:
+    """(this worker's index, number of workers) from TF_CONFIG; (0, 1) without it."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    workers = len(config.get("cluster", {}).get("worker", [])) or 1
+    return int(config.get("task", {}).get("index", 0)), workers
+
+
+def fit_custom(model, strategy, optimizer, train_split, val_split, cfg, training, seed,
+               callbacks_epoch) -> dict:
+    """A train step through ``strategy.run``: Keras 3's ``fit`` does not run under
+    MultiWorkerMirroredStrategy (keras issue 20585). Each worker reads its own shard."""
+    import tensorflow as tf
+
+    index, workers = worker_info()
+    per_worker = int(cfg.get("batch_size", 32))
+    global_batch = per_worker * workers
+    loss_fn = tf.keras.losses.BinaryCrossentropy(reduction="none")
+    step_vars = model.trainable_variables
+
+    @tf.function
+    def train_step(x, y):
+        def replica(x, y):
+            with tf.GradientTape() as tape:
+                p = model(x, training=True)
+                loss = tf.nn.compute_average_loss(loss_fn(y[:, None], p),
+                                                  global_batch_size=global_batch)
+            optimizer.apply_gradients(zip(tape.gradient(loss, step_vars), step_vars))
+            return loss
+
+        per_replica = strategy.run(replica, args=(x, y))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    stop = cfg.get("early_stopping", {})
+    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_accuracy": []}
+    best, best_weights, waited = -np.inf, None, 0
+    for epoch in range(cfg["epochs"]):
+        data = batches(train_split["x"], train_split["y"], per_worker, True, seed + epoch,
+                       augment=training.get("augment"), shard=(index, workers),
+                       drop_remainder=True, max_steps=training.get("max_steps_per_epoch"))
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        losses = [float(train_step(x, y)) for x, y in
+                  strategy.experimental_distribute_dataset(data.with_options(options))]
+        p = predict(model, val_split["x"])
+        yv = val_split["y"].astype(np.float64)
+        val_loss = float(-np.mean(yv * np.log(np.clip(p, 1e-7, 1)) +
+                                  (1 - yv) * np.log(np.clip(1 - p, 1e-7, 1))))
+        logs = {"loss": float(np.mean(losses)) * workers if losses else float("nan"),
+                "val_loss": val_loss, "val_accuracy": float(np.mean((p >= 0.5) == yv))}
+        for key, value in logs.items():
+            history[key].append(value)
+        print(f"epoch {epoch + 1}/{cfg['epochs']} worker {index}: " +
+              " ".join(f"{k}={v:.4f}" for k, v in logs.items()), flush=True)
+        callbacks_epoch(epoch, logs)
+        monitored = logs.get(stop.get("monitor", "val_accuracy"), logs["val_accuracy"])
+        sign = -1 if "loss" in stop.get("monitor", "val_accuracy") else 1
+        if sign * monitored > best + stop.get("min_delta", 0.0):
+            best, best_weights, waited = sign * monitored, model.get_weights(), 0
+        else:
+            waited += 1
+            if waited >= stop.get("patience", 3):
+                break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return history
+
+
 def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, model_path: Path,
-          history_path: Path, root: Path, image_size: int) -> dict:
-    """Fit model ``name`` with its params ``cfg``, save it, and record the MLflow run."""
-    configure(seed, training.get("deterministic", False))
+          history_path: Path, root: Path, image_size: int, pretrained: dict | None = None) -> dict:
+    """Fit model ``name`` with its params ``cfg``, save it, and record one MLflow run."""
+    configure(seed, training)
     import keras
-    import mlflow.tensorflow
-    from mlflow.models import infer_signature
 
     from .models import build_model, make_optimizer
 
+    kind = training.get("distribute", "none")
+    strategy = make_strategy(kind)
+    index, workers = worker_info() if kind == "multi_worker" else (0, 1)
+    chief = index == 0
     train_split, val_split = load_split(data_dir / "train.npz"), load_split(data_dir / "val.npz")
-    model = build_model(name, image_size, cfg)
-    model.compile(optimizer=make_optimizer(cfg), loss="binary_crossentropy",
-                  metrics=["accuracy", keras.metrics.AUC(name="auc")])
-    stop = cfg.get("early_stopping", {})
-    callbacks = [keras.callbacks.EarlyStopping(
-        monitor=stop.get("monitor", "val_accuracy"), patience=stop.get("patience", 3),
-        min_delta=stop.get("min_delta", 0.0), restore_best_weights=True), tracking.epoch_logger()]
+    cfg = {**cfg, "weights_file": None if not pretrained or pretrained["used"] == "none"
+           else pretrained["used"]}
+    with strategy.scope() if strategy else _nullcontext():
+        model = build_model(name, image_size, cfg)
+        optimizer = make_optimizer(cfg)
+        if kind != "multi_worker":
+            model.compile(optimizer=optimizer, loss="binary_crossentropy",
+                          metrics=["accuracy", keras.metrics.AUC(name="auc")])
 
-    mlflow = tracking.setup(root)
-    with mlflow.start_run(run_name=name) as run:
-        mlflow.set_tags({"model": name, "dvc.stage": f"train@{name}",
-                         "git.commit": tracking.git_commit(root),
-                         "data.hash": tracking.files_hash([data_dir / "train.npz",
-                                                           data_dir / "val.npz"])})
-        mlflow.log_params(tracking.flatten({"model": name, **cfg, "training": training,
-                                            "seed": seed, "image_size": image_size,
-                                            "n_train": len(train_split["y"]),
-                                            "n_val": len(val_split["y"])}))
-        bs = cfg.get("batch_size", 32)
+    mlflow = tracking.setup(root) if chief else None
+    run = mlflow.start_run(run_name=name) if chief else None
+    status = "FAILED"
+    try:
+        if chief:
+            mlflow.set_tags(tracking.run_tags(
+                root, f"train@{name}", [data_dir / "train.npz", data_dir / "val.npz"],
+                model=name, weights=(pretrained or {}).get("used", "none"),
+                **{"weights.sha256": (pretrained or {}).get("sha256") or "none",
+                   "distribute": kind}))
+            mlflow.log_params(tracking.flatten({
+                "model": name, **{k: v for k, v in cfg.items() if k != "weights_file"},
+                "training": training, "seed": seed, "image_size": image_size,
+                "n_train": len(train_split["y"]), "n_val": len(val_split["y"])}))
+
+        def log_epoch(epoch, logs):
+            if chief:
+                mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch)
+
         started = time.perf_counter()
-        history = model.fit(
-            batches(train_split["x"], train_split["y"], bs, shuffle=True, seed=seed),
-            validation_data=batches(val_split["x"], val_split["y"], bs, shuffle=False, seed=seed),
-            epochs=cfg["epochs"], callbacks=callbacks, verbose=2 if os.environ.get("CI") else 1)
+        if kind == "multi_worker":
+            history = fit_custom(model, strategy, optimizer, train_split, val_split, cfg,
+                                 training, seed, log_epoch)
+        else:
+            history = _fit_keras(model, train_split, val_split, cfg, training, seed, log_epoch)
         seconds = time.perf_counter() - started
-        model_path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(model_path)
-        example = train_split["x"][:1]
-        import tensorflow as tf
-
-        mlflow.tensorflow.log_model(
-            model, name="model", input_example=example,
-            signature=infer_signature(example, model.predict(example, verbose=0)),
-            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
+        # Every worker saves (collective ops need all of them); only the chief's file is kept.
+        target = model_path if chief else model_path.parent / f".worker{index}-{model_path.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        model.save(target)
+        if not chief:
+            target.unlink()
+            return {"model": name, "worker": index}
+        tracking.log_keras_model(model, train_split["x"][:1])
         mlflow.log_metric("train_seconds", seconds)
-        record = {"model": name, "run_id": run.info.run_id,
-                  "epochs_run": len(history.history.get("loss", [])),
-                  "history": {k: [float(v) for v in vals] for k, vals in
-                              history.history.items()}}
+        epochs = len(history.get("loss", []))
+        record = {"model": name, "run_id": run.info.run_id, "epochs_run": epochs,
+                  "weights": (pretrained or {}).get("used", "none"),
+                  "history": [{"epoch": e, **{k: float(v[e]) for k, v in history.items()}}
+                              for e in range(epochs)]}
+        status = "FINISHED"
+    finally:
+        if run is not None:
+            mlflow.end_run(status=status)
     history_path.parent.mkdir(parents=True, exist_ok=True)
     history_path.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
+def _fit_keras(model, train_split, val_split, cfg, training, seed, log_epoch) -> dict:
+    import keras
+
+    stop = cfg.get("early_stopping", {})
+    bs = int(cfg.get("batch_size", 32))
+    max_steps = training.get("max_steps_per_epoch")
+    callbacks = [keras.callbacks.EarlyStopping(
+        monitor=stop.get("monitor", "val_accuracy"), patience=stop.get("patience", 3),
+        min_delta=stop.get("min_delta", 0.0), restore_best_weights=True),
+        keras.callbacks.LambdaCallback(on_epoch_end=log_epoch)]
+    fitted = model.fit(
+        batches(train_split["x"], train_split["y"], bs, shuffle=True, seed=seed,
+                augment=training.get("augment"), max_steps=max_steps),
+        validation_data=batches(val_split["x"], val_split["y"], bs, shuffle=False, seed=seed),
+        epochs=cfg["epochs"], callbacks=callbacks, shuffle=False,  # the dataset shuffles
+        verbose=2 if os.environ.get("CI") else 1)
+    return fitted.history
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
 def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """P(fake) for uint8 images, batched through one compiled call."""
-    return model.predict(x, batch_size=batch_size, verbose=0).reshape(-1)
+    """P(fake) for uint8 images, in batches through one compiled (traced) call.
+
+    Not ``model.predict``: that builds a distributed predict loop each call and does not
+    run under MultiWorkerMirroredStrategy; a traced call does, and is as fast."""
+    import tensorflow as tf
+
+    call = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+    out = [np.asarray(call(x[i:i + batch_size])).reshape(-1)
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros(0, np.float32)

@@ -1,0 +1,56 @@
+"""Architectures: uint8 in, P(fake) out; the study's settings reach the layers."""
+
+import keras
+import numpy as np
+import pytest
+
+from deepfake_detector.models import build_ensemble, build_model
+
+TUNED = {"conv": [{"filters": 8, "activation": "relu"}, {"filters": 4, "activation": "tanh"}],
+         "batch_norm": {"momentum": 0.95, "epsilon": 0.005}, "dense": [8, 4]}
+
+
+def images(n=3, size=64):
+    return np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name,cfg", [("baseline", {}), ("tuned", TUNED),
+                                      ("xception", {"input_size": 71, "dense": [8]})])
+def test_models_take_uint8_and_output_probabilities(name, cfg):
+    model = build_model(name, 64, cfg)
+    assert model.inputs[0].dtype == "uint8"
+    out = np.asarray(model(images(), training=False))
+    assert out.shape == (3, 1) and ((out > 0) & (out < 1)).all()
+
+
+def test_tuned_uses_the_batch_norm_and_activations_of_params():
+    model = build_model("tuned", 64, TUNED)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [(b.momentum, b.epsilon) for b in bns] == [(0.95, 0.005)] * 2
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.activation.__name__ for c in convs] == ["relu", "tanh"]
+
+
+def test_xception_base_is_fine_tuned_by_default_and_resized_inside():
+    model = build_model("xception", 64, {"input_size": 80, "dense": [8]})
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    assert base.trainable and base.input_shape[1:3] == (80, 80)
+    frozen = build_model("xception", 64, {"input_size": 71, "trainable_base": False})
+    assert not next(layer for layer in frozen.layers if isinstance(layer, keras.Model)).trainable
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown model 'vit'"):
+        build_model("vit", 64, {})
+
+
+def test_ensemble_shares_one_input_and_freezes_members():
+    a, b = build_model("baseline", 64, {}), build_model("tuned", 64, TUNED)
+    stacked = build_ensemble([a, b], 64, "stacked")
+    assert len(stacked.inputs) == 1 and not a.trainable and not b.trainable
+    trainable = {w.path for w in stacked.trainable_weights}
+    assert trainable and all("head_hidden" in p or "p_fake" in p for p in trainable)
+    average = build_ensemble([a, b], 64, "average")
+    x = images()
+    expected = (np.asarray(a(x)) + np.asarray(b(x))) / 2
+    assert np.allclose(np.asarray(average(x)), expected, atol=1e-6)

@@ -1,0 +1,62 @@
+"""Pretrained weights resolve to a record: a file and its hash, or none and why."""
+
+import hashlib
+
+import pytest
+from helpers import FakeServer
+
+from deepfake_detector.models import XCEPTION_WEIGHTS_FILE, build_model
+from deepfake_detector.pretrained import resolve
+
+
+def test_none_and_missing_file(tmp_path):
+    assert resolve({"weights": "none"}, tmp_path)["used"] == "none"
+    assert resolve({}, tmp_path) == {"requested": "none", "used": "none", "sha256": None,
+                                     "note": ""}
+    with pytest.raises(FileNotFoundError, match="nope.h5"):
+        resolve({"weights": "nope.h5"}, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    """Real Xception base weights (random init) saved the way a user would provide them."""
+    import keras
+
+    path = tmp_path_factory.mktemp("w") / "xception.weights.h5"
+    keras.applications.Xception(include_top=False, weights=None, input_shape=(71, 71, 3),
+                                pooling="avg").save_weights(path)
+    return path
+
+
+def test_local_weights_file_is_hashed_and_loads(tmp_path, weights_file):
+    record = resolve({"weights": str(weights_file)}, tmp_path)
+    assert record["sha256"] == hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    model = build_model("xception", 64, {"input_size": 71, "weights_file": record["used"]})
+    assert model.count_params() > 20_000_000
+
+
+def test_imagenet_downloads_into_keras_cache(tmp_path, monkeypatch, weights_file):
+    body = weights_file.read_bytes()
+    with FakeServer() as server:
+        server.routes["/" + XCEPTION_WEIGHTS_FILE] = lambda h, q: (
+            200, {"Content-Type": "application/octet-stream"}, body)
+        monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+        monkeypatch.setenv("DEEPFAKE_WEIGHTS_URL", f"{server.url}/{XCEPTION_WEIGHTS_FILE}")
+        record = resolve({"weights": "imagenet"}, tmp_path)
+        assert record["used"] == str(tmp_path / "keras" / "models" / XCEPTION_WEIGHTS_FILE)
+        assert record["sha256"] == hashlib.sha256(body).hexdigest()
+        n = len(server.requests)
+        assert resolve({"weights": "imagenet"}, tmp_path) == record
+        assert len(server.requests) == n  # cached: no second download
+
+
+def test_imagenet_unreachable_trains_from_scratch_and_says_how_to_fix(tmp_path, monkeypatch,
+                                                                      capsys):
+    with FakeServer() as server:  # answers 404 for the weights file
+        monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+        monkeypatch.setenv("DEEPFAKE_WEIGHTS_URL", f"{server.url}/{XCEPTION_WEIGHTS_FILE}")
+        record = resolve({"weights": "imagenet"}, tmp_path)
+    assert record["requested"] == "imagenet" and record["used"] == "none"
+    err = capsys.readouterr().err
+    assert err.count("FROM SCRATCH") == 1
+    assert XCEPTION_WEIGHTS_FILE in err and str(tmp_path / "keras" / "models") in err

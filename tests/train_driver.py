@@ -1,0 +1,49 @@
+"""Run one short training in a fresh process (devices and TF_CONFIG are per process).
+
+    python tests/train_driver.py WORKDIR DISTRIBUTE [CPU_DEVICES]
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np  # noqa: E402
+
+from deepfake_detector.images import load_image  # noqa: E402
+from deepfake_detector.synthetic import SyntheticConfig, make_image  # noqa: E402
+from deepfake_detector.training import train  # noqa: E402
+
+
+def split(n, offset):
+    cfg = SyntheticConfig(image_size=32)
+    y = np.arange(n) % 2
+    x = np.stack([load_image(make_image(offset + i, bool(y[i]), cfg)[0], 32) for i in range(n)])
+    return {"x": x, "y": y.astype(np.uint8), "paths": np.array([str(i) for i in range(n)])}
+
+
+def prepare(work: Path) -> None:
+    """Small train/val splits of built-in faces at 32×32 (written once, before any worker)."""
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    np.savez(data / "train.npz", **split(64, 0))
+    np.savez(data / "val.npz", **split(16, 1000))
+
+
+def main():
+    work, kind = Path(sys.argv[1]), sys.argv[2]
+    devices = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    data = work / "data"
+    cfg = {"epochs": 1, "batch_size": 8, "optimizer": "sgd", "learning_rate": 0.01,
+           "conv": [{"filters": 8, "activation": "relu"}, {"filters": 4, "activation": "tanh"}],
+           "dense": [8]}
+    record = train("tuned", cfg, training={"distribute": kind, "cpu_devices": devices},
+                   seed=1, data_dir=data, model_path=work / "models" / "tuned.keras",
+                   history_path=work / "metrics" / "tuned.json", root=work, image_size=32)
+    print("RESULT " + json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
