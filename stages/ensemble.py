@@ -16,7 +16,8 @@ def main():
     params = load_params(ROOT)
     cfg, seed = params["ensemble"], params["base"]["seed"]
     configure(seed, {"deterministic": params["training"].get("deterministic")})
-    members = [keras.models.load_model(ROOT / "models" / f"{m}.keras") for m in cfg["members"]]
+    members = [keras.models.load_model(ROOT / "models" / f"{m}.keras", compile=False)
+               for m in cfg["members"]]
     val = load_split(ROOT / "data" / "processed" / "val.npz")
     model, oof = ensemble.build(members, val, cfg, seed, params["preprocess"]["image_size"])
     model.save(ROOT / "models" / "ensemble.keras")

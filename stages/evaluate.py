@@ -19,7 +19,7 @@ def main():
     val, test = load_split(data / "val.npz"), load_split(data / "test.npz")
     mlflow = tracking.setup(ROOT)
     for name in params["evaluate"]["models"]:
-        model = keras.models.load_model(ROOT / "models" / f"{name}.keras")
+        model = keras.models.load_model(ROOT / "models" / f"{name}.keras", compile=False)
         p_val = predict(model, val["x"])
         if name == "ensemble":  # its combiner was fitted on val: use out-of-fold scores
             with np.load(ROOT / "models" / "ensemble_val_scores.npz") as z:

@@ -143,7 +143,8 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
                 root, f"train@{name}", [data_dir / "train.npz", data_dir / "val.npz"],
                 model=name, weights=(pretrained or {}).get("used", "none"),
                 **{"weights.sha256": (pretrained or {}).get("sha256") or "none",
-                   "distribute": kind}))
+                   "distribute": kind,
+                   "replicas": strategy.num_replicas_in_sync if strategy else 1}))
             mlflow.log_params(tracking.flatten({
                 "model": name, **{k: v for k, v in cfg.items() if k != "weights_file"},
                 "training": training, "seed": seed, "image_size": image_size,
@@ -171,6 +172,7 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
         mlflow.log_metric("train_seconds", seconds)
         epochs = len(history.get("loss", []))
         record = {"model": name, "run_id": run.info.run_id, "epochs_run": epochs,
+                  "replicas": strategy.num_replicas_in_sync if strategy else 1,
                   "weights": (pretrained or {}).get("used", "none"),
                   "history": [{"epoch": e, **{k: float(v[e]) for k, v in history.items()}}
                               for e in range(epochs)]}
