@@ -54,3 +54,16 @@ def test_ensemble_shares_one_input_and_freezes_members():
     x = images()
     expected = (np.asarray(a(x)) + np.asarray(b(x))) / 2
     assert np.allclose(np.asarray(average(x)), expected, atol=1e-6)
+
+
+def test_highpass_adds_the_noise_residual_channels():
+    plain = build_model("tuned", 64, TUNED)
+    highpass = build_model("tuned", 64, {**TUNED, "highpass": True})
+    def first_conv(model):
+        return next(la for la in model.layers if isinstance(la, keras.layers.Conv2D))
+
+    conv = first_conv(highpass)
+    assert conv.kernel.shape[2] == 6 and first_conv(plain).kernel.shape[2] == 3
+    flat = np.full((1, 64, 64, 3), 128, np.uint8)  # a flat image has no residual
+    stem = keras.Model(highpass.inputs, conv.input)
+    assert np.allclose(np.asarray(stem(flat))[0, 8:-8, 8:-8, 3:], 0, atol=1e-6)

@@ -20,10 +20,21 @@ def image_input(size: int) -> keras.KerasTensor:
     return keras.Input(shape=(size, size, 3), dtype="uint8", name="image")
 
 
+def scaled(inputs, cfg: dict):
+    """Pixels to [0, 1]; with ``highpass: true`` also the noise residual (image minus its
+    3×3 local mean) as three more channels: generator artefacts live in high frequencies."""
+    x = layers.Rescaling(1 / 255.0)(inputs)
+    if cfg.get("highpass"):
+        blurred = layers.AveragePooling2D(3, strides=1, padding="same")(x)
+        residual = layers.Subtract()([x, blurred])
+        x = layers.Concatenate()([x, layers.Rescaling(4.0)(residual)])
+    return x
+
+
 def build_baseline(size: int, cfg: dict) -> keras.Model:
     """The study's baseline CNN."""
     inputs = image_input(size)
-    x = layers.Rescaling(1 / 255.0)(inputs)
+    x = scaled(inputs, cfg)
     for block in cfg.get("conv", [{"filters": 32}, {"filters": 16}]):
         x = layers.Conv2D(block["filters"], block.get("kernel", 3),
                           activation=block.get("activation", "relu"))(x)
@@ -37,7 +48,7 @@ def build_tuned(size: int, cfg: dict) -> keras.Model:
     """The study's hand-tuned CNN: conv+BN blocks, dense head (the model it deployed)."""
     bn = cfg.get("batch_norm", {})
     inputs = image_input(size)
-    x = layers.Rescaling(1 / 255.0)(inputs)
+    x = scaled(inputs, cfg)
     for block in cfg["conv"]:
         x = layers.Conv2D(block["filters"], block.get("kernel", 3),
                           activation=block.get("activation", "relu"))(x)
