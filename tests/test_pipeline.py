@@ -18,6 +18,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
+from deepfake_detector.config import copy_checkout
+
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 KERAS_HOME = Path(os.environ.get("PYTEST_KERAS_HOME", "/tmp")) / f"keras-home-{os.getpid()}"
@@ -49,21 +51,12 @@ def pipeline_env():
 def pipeline(tmp_path_factory):
     """The repository copied (tracked and new files, as a fresh clone has them), tiny
     params, committed, and `dvc repro` run once."""
-    repo = tmp_path_factory.mktemp("pipeline") / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\n")
-    for rel in filter(None, files):
-        if (ROOT / rel).is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, repo / rel)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["synthetic"]["n_images"] = 300
     for model in params["train"].values():
         model["epochs"] = 1
     params["training"]["deterministic"] = True
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "t"]):
-        subprocess.run(cmd, cwd=repo, env=pipeline_env(), check=True)
+    repo = copy_checkout(ROOT, tmp_path_factory.mktemp("pipeline") / "repo", params)
     started = time.perf_counter()
     done = sh([str(BIN / "dvc"), "repro"], repo)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

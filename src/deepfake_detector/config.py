@@ -34,3 +34,24 @@ def load_params(root: Path | None = None) -> dict:
     path = (root or project_root()) / "params.yaml"
     with open(path) as fh:
         return yaml.safe_load(fh) or {}
+
+
+def copy_checkout(root: Path, dest: Path, params: dict) -> Path:
+    """A committed copy of the checkout as a fresh clone would have it (the files git tracks
+    or would track), with ``params`` as its ``params.yaml``: a workspace for a throwaway
+    pipeline run (tests, benchmarks) that never touches the user's data or runs."""
+    import shutil
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=root,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    for rel in listed:
+        if (root / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / rel, dest / rel)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    who = {"GIT_AUTHOR_NAME": "workspace", "GIT_AUTHOR_EMAIL": "workspace@example.invalid",
+           "GIT_COMMITTER_NAME": "workspace", "GIT_COMMITTER_EMAIL": "workspace@example.invalid"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, env={**os.environ, **who}, check=True)
+    return dest
