@@ -20,11 +20,12 @@ def main():
     mlflow = tracking.setup(ROOT)
     for name in params["evaluate"]["models"]:
         model = keras.models.load_model(ROOT / "models" / f"{name}.keras", compile=False)
-        p_val = predict(model, val["x"])
+        p_val = np.zeros(0)
         if name == "ensemble":  # its combiner was fitted on val: use out-of-fold scores
             with np.load(ROOT / "models" / "ensemble_val_scores.npz") as z:
-                if len(z["p"]):
-                    p_val = z["p"]
+                p_val = z["p"]  # empty for ensemble.method: average (nothing fitted)
+        if not len(p_val):
+            p_val = predict(model, val["x"])
         threshold = choose_threshold(val["y"], p_val, params["evaluate"]["threshold"])
         result = binary_metrics(test["y"], predict(model, test["x"]), threshold)
         (ROOT / "metrics" / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -127,7 +128,7 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
     train_split, val_split = load_split(data_dir / "train.npz"), load_split(data_dir / "val.npz")
     cfg = {**cfg, "weights_file": None if not pretrained or pretrained["used"] == "none"
            else pretrained["used"]}
-    with strategy.scope() if strategy else _nullcontext():
+    with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_model(name, image_size, cfg)
         optimizer = make_optimizer(cfg)
         if kind != "multi_worker":
@@ -202,14 +203,6 @@ def _fit_keras(model, train_split, val_split, cfg, training, seed, log_epoch) ->
         epochs=cfg["epochs"], callbacks=callbacks, shuffle=False,  # the dataset shuffles
         verbose=2 if os.environ.get("CI") else 1)
     return fitted.history
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
