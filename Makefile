@@ -29,8 +29,9 @@ install: $(STAMP) ## create .venv and install the pinned dependencies
 repro: $(STAMP) ## run the whole pipeline (dvc repro) and print the test metrics
 	@test -d .git || { echo "make repro needs a git checkout (DVC tracks the pipeline in git)"; exit 2; }
 	dvc repro
-	@echo; echo "Test metrics (metrics/<model>.json):"
-	@dvc metrics show --precision 4 $$(ls metrics/*.json | grep -v '/data.json$$')
+	@echo; echo "Test metrics (metrics/summary.csv; every key: dvc metrics show):"
+	@column -s, -t metrics/summary.csv 2>/dev/null || cat metrics/summary.csv
+	@echo; echo "Explanations: reports/explain/index.html; their scores: metrics/explain.json"
 
 test: $(STAMP) ## run the whole test suite (slow tests included)
 	$(BIN)/pytest
@@ -41,8 +42,9 @@ test-fast: $(STAMP) ## run the tests not marked slow
 ui: $(STAMP) ## MLflow UI on 127.0.0.1:5000 over the project's store
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
 
-bench: $(STAMP) ## benchmarks: preprocess decoding against Keras' loader
+bench: $(STAMP) ## benchmarks: preprocess decoding, LIME (train_throughput.py, real_data.py: by hand)
 	$(BIN)/python benchmarks/preprocess.py
+	$(BIN)/python benchmarks/explain.py
 
 samples: $(STAMP) ## redraw docs/synthetic_samples.png from the built-in dataset
 	$(BIN)/python -m deepfake_detector.synthetic docs/synthetic_samples.png

@@ -1,4 +1,5 @@
-"""evaluate: every model on val (threshold) and test (metrics) → metrics/<model>.json."""
+"""evaluate: every model's temperature and threshold fitted on validation, its metrics on test
+(clean and perturbed) → metrics/<model>.json, metrics/summary.csv, plot data and PNG figures."""
 
 import json
 
@@ -9,34 +10,59 @@ from _common import ROOT, load_params, run_stage
 def main():
     import keras
 
-    from deepfake_detector import tracking
-    from deepfake_detector.datasets import load_split
-    from deepfake_detector.evaluation import binary_metrics, choose_threshold
-    from deepfake_detector.training import predict
+    from deepfake_detector import reporting, tracking
+    from deepfake_detector.datasets import load_split, perturb
+    from deepfake_detector.evaluation import apply_temperature, binary_metrics, evaluate_scores
+    from deepfake_detector.inference import compiled_predict
 
     params = load_params(ROOT)
+    cfg = params["evaluate"]
     data = ROOT / "data" / "processed"
     val, test = load_split(data / "val.npz"), load_split(data / "test.npz")
+    perturbed = {kind: perturb(test["x"], kind, value)
+                 for kind, value in (cfg.get("robustness") or {}).items()}
     mlflow = tracking.setup(ROOT)
-    for name in params["evaluate"]["models"]:
-        model = keras.models.load_model(ROOT / "models" / f"{name}.keras", compile=False)
+    results, test_scores = {}, {}
+    for name in cfg["models"]:
+        predict = compiled_predict(
+            keras.models.load_model(ROOT / "models" / f"{name}.keras", compile=False))
         p_val = np.zeros(0)
         if name == "ensemble":  # its combiner was fitted on val: use out-of-fold scores
             with np.load(ROOT / "models" / "ensemble_val_scores.npz") as z:
                 p_val = z["p"]  # empty for ensemble.method: average (nothing fitted)
         if not len(p_val):
-            p_val = predict(model, val["x"])
-        threshold = choose_threshold(val["y"], p_val, params["evaluate"]["threshold"])
-        result = binary_metrics(test["y"], predict(model, test["x"]), threshold)
+            p_val = predict(val["x"])
+        p_test = predict(test["x"])
+        result = evaluate_scores(val["y"], p_val, test["y"], p_test, cfg)
+        result["robustness"] = {}
+        for kind, images in perturbed.items():
+            shaken = binary_metrics(test["y"], apply_temperature(
+                predict(images), result["temperature"]), result["threshold"])
+            result["robustness"][kind] = {k: v for k, v in shaken.items()
+                                          if k not in ("confusion", "threshold", "n")}
+        results[name] = result
+        test_scores[name] = (test["y"], apply_temperature(p_test, result["temperature"]))
+        reporting.write_plot_data(ROOT / "metrics" / "plots", name, *test_scores[name],
+                                  result["threshold"])
         (ROOT / "metrics" / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-        history = ROOT / "metrics" / "train" / f"{name}.json"
-        if history.exists():  # log test metrics into the model's training run
-            with mlflow.start_run(run_id=json.loads(history.read_text())["run_id"]):
-                mlflow.log_metrics({f"test_{k}": v for k, v in result.items()
-                                    if isinstance(v, float)})
         print(f"{name:9s} on test: " + ", ".join(
-            f"{k}={result[k]:.4f}" for k in ("accuracy", "precision", "recall", "f1",
-                                            "roc_auc")))
+            f"{k}={result[k]:.4f}" for k in ("accuracy", "recall", "roc_auc", "ece")) +
+              f" (uncalibrated ece={result['ece_uncalibrated']:.4f})")
+    reporting.write_summary(ROOT / "metrics" / "summary.csv", results)
+    figures = reporting.write_figures(ROOT / "reports" / "figures", test_scores, results)
+    for name, result in results.items():
+        history = ROOT / "metrics" / "train" / f"{name}.json"
+        if not history.exists():
+            continue
+        with mlflow.start_run(run_id=json.loads(history.read_text())["run_id"]):
+            flat = tracking.flatten({"test": {k: v for k, v in result.items()
+                                              if k != "confusion"}}, sep="_")
+            mlflow.log_metrics({k: v for k, v in flat.items() if isinstance(v, float)})
+            mlflow.log_dict(result, "evaluation/metrics.json")
+            for figure in figures:
+                mlflow.log_artifact(str(figure), "evaluation")
+    print(f"wrote metrics/summary.csv, plot data under metrics/plots/ and "
+          f"{len(figures)} figures under reports/figures/")
 
 
 if __name__ == "__main__":

@@ -24,3 +24,16 @@ def test_preprocess_benchmark_prints_rates_and_ratio(tmp_path):
     assert len(rates) == 2 and all(int(r) > 0 for r in rates)
     assert ratio == pytest.approx(int(rates[0]) / int(rates[1]), rel=0.02)
     assert "peak RSS" in done.stdout
+
+
+@pytest.mark.slow
+def test_explain_benchmark_prints_both_times_and_ratio():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks/explain.py"), "--repeats", "1",
+                           "--samples", "200", "--model", "absent.keras"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "untrained tuned CNN" in done.stdout
+    times = [float(t) for t in re.findall(r"\s([\d.]+) s  \(", done.stdout)]
+    ratio = float(re.search(r"^ratio: ([\d.]+)$", done.stdout, re.M).group(1))
+    assert len(times) == 2 and all(t > 0 for t in times)
+    assert ratio == pytest.approx(times[1] / times[0], rel=0.1)

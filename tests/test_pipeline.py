@@ -47,6 +47,13 @@ def pipeline_env():
     return env
 
 
+def reproduced_files(repo: Path) -> dict[str, bytes]:
+    """What a deterministic rerun must repeat byte for byte besides the models' metrics."""
+    files = ["metrics/explain.json", "metrics/summary.csv",
+             *(str(p.relative_to(repo)) for p in sorted((repo / "reports").rglob("*.png")))]
+    return {f: (repo / f).read_bytes() for f in files}
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory):
     """The repository copied (tracked and new files, as a fresh clone has them), tiny
@@ -61,6 +68,7 @@ def pipeline(tmp_path_factory):
     done = sh([str(BIN / "dvc"), "repro"], repo)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     metrics = {m: (repo / f"metrics/{m}.json").read_bytes() for m in MODELS}
+    metrics.update(reproduced_files(repo))
     yield {"repo": repo, "seconds": time.perf_counter() - started, "log": done.stdout,
            "stderr": done.stderr, "metrics": metrics}
     shutil.rmtree(KERAS_HOME, ignore_errors=True)
@@ -95,6 +103,63 @@ def test_evaluate_metrics(pipeline, model):
     (tn, fp), (fn, tp) = metrics["confusion"]
     assert tn + fp + fn + tp == metrics["n"] == 46
     assert metrics["accuracy"] == pytest.approx((tn + tp) / metrics["n"])
+
+
+def test_evaluation_tables_figures_and_dvc_plots(pipeline, tmp_path):
+    from PIL import Image
+
+    repo = pipeline["repo"]
+    summary = pd.read_csv(repo / "metrics/summary.csv")
+    assert summary["model"].tolist() == list(MODELS)
+    for column in ("roc_auc", "eer", "ece", "ece_uncalibrated", "temperature",
+                   "accuracy_jpeg", "accuracy_blur", "accuracy_rescale"):
+        assert summary[column].notna().all(), column
+    for model in MODELS:
+        metrics = json.loads((repo / f"metrics/{model}.json").read_text())
+        assert metrics["temperature"] > 0
+        assert set(metrics["robustness"]) == {"jpeg", "blur", "rescale"}
+        for kind in ("roc", "pr", "calibration", "confusion"):
+            assert (repo / f"metrics/plots/{kind}/{model}.csv").stat().st_size > 20
+    for figure in ("roc", "pr", "calibration", "confusion", "robustness"):
+        with Image.open(repo / f"reports/figures/{figure}.png") as img:
+            img.verify()
+    done = sh([str(BIN / "dvc"), "plots", "show", "--out", str(tmp_path / "plots")], repo)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    page = (tmp_path / "plots" / "index.html").read_text()
+    for title in ("ROC (test split)", "precision-recall", "calibration", "confusion",
+                  "learning curves", "robustness.png", "mean_gradcam.png"):
+        assert title in page, title
+
+
+def test_explain_stage_outputs(pipeline):
+    import re
+
+    from PIL import Image
+
+    repo = pipeline["repo"]
+    page = (repo / "reports/explain/index.html").read_text()
+    images = re.findall(r"src='([^']+)'", page)
+    assert len(images) == 2 * 8 + 1  # 8 examples with activations, the mean maps
+    for name in images:
+        with Image.open(repo / "reports/explain" / name) as img:
+            img.verify()
+    assert page.count("truth <b>fake</b>") == 4 and page.count("truth <b>real</b>") == 4
+    assert "http" not in page  # nothing from the internet
+    scores = json.loads((repo / "metrics/explain.json").read_text())
+    assert scores["perfect"]["pointing_game"] == 1.0 and scores["n_fakes"] == 23
+    for method in ("random", "occlusion", "lime", "gradcam_baseline", "gradcam_tuned",
+                   "gradcam_xception"):
+        assert 0 <= scores[method]["iou"] <= scores["perfect"]["iou"], method
+    assert 0 < scores["aggregate"]["fake_gradcam_share_in_band"] < 1
+    timings = json.loads((repo / "reports/timings.json").read_text())["explain"]
+    assert timings["lime_images"] == 8 and timings["lime_seconds_median"] > 0
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    run_id = json.loads((repo / "metrics/train/tuned.json").read_text())["run_id"]
+    explained = [a.path for a in client.list_artifacts(run_id, "explain")]
+    assert "explain/index.html" in explained and "explain/mean_gradcam.png" in explained
+    assert "evaluation/roc.png" in [a.path for a in client.list_artifacts(run_id, "evaluation")]
 
 
 def test_offline_imagenet_says_once_that_xception_trains_from_scratch(pipeline):
@@ -200,6 +265,10 @@ def test_forced_rerun_gives_bit_identical_metrics(pipeline):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     for model in MODELS:
         assert (repo / f"metrics/{model}.json").read_bytes() == pipeline["metrics"][model], model
+    again = reproduced_files(repo)
+    assert sorted(again) == sorted(k for k in pipeline["metrics"] if k not in MODELS)
+    for name, content in again.items():  # LIME, Grad-CAM and the figures included
+        assert content == pipeline["metrics"][name], name
 
 
 def test_exp_run_with_a_changed_param_and_metrics_show(pipeline):

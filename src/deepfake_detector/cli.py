@@ -45,9 +45,11 @@ def cmd_predict(args) -> int:
 
         from .training import predict
 
+        from .evaluation import apply_temperature
+
         model = keras.models.load_model(model_path)
-        threshold = _threshold(root, model_path)
-        scores = iter(predict(model, np.stack(images)))
+        temperature, threshold = _calibration(root, model_path)
+        scores = iter(apply_temperature(predict(model, np.stack(images)), temperature))
         for row in rows:
             if not row["error"]:
                 row["p_fake"] = round(float(next(scores)), 6)
@@ -56,12 +58,13 @@ def cmd_predict(args) -> int:
     return 1 if any(r["error"] for r in rows) else 0
 
 
-def _threshold(root: Path, model_path: Path) -> float:
-    """The decision threshold the evaluate stage chose on validation, else 0.5."""
+def _calibration(root: Path, model_path: Path) -> tuple[float, float]:
+    """(temperature, threshold) the evaluate stage fitted on validation, else (1, 0.5)."""
     metrics = root / "metrics" / f"{model_path.stem}.json"
     if metrics.exists():
-        return float(json.loads(metrics.read_text()).get("threshold", 0.5))
-    return 0.5
+        fitted = json.loads(metrics.read_text())
+        return float(fitted.get("temperature", 1.0)), float(fitted.get("threshold", 0.5))
+    return 1.0, 0.5
 
 
 def _write_rows(rows: list[dict], out: str | None) -> None:

@@ -13,10 +13,40 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+CHUNK_BATCHES = 32
+
 
 def load_split(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def jpeg_recompress(img: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=int(quality))
+    return Image.open(buf).convert("RGB")
+
+
+def rescale(img: Image.Image, factor: float) -> Image.Image:
+    """Down-scale by ``factor`` and back: the detail a shrunken re-share loses."""
+    small = (max(1, round(img.width * factor)), max(1, round(img.height * factor)))
+    return img.resize(small, Image.BILINEAR).resize(img.size, Image.BILINEAR)
+
+
+PERTURBATIONS = {
+    "jpeg": lambda img, v: jpeg_recompress(img, v),
+    "blur": lambda img, v: img.filter(ImageFilter.GaussianBlur(v)),
+    "rescale": rescale,
+}
+
+
+def perturb(x: np.ndarray, kind: str, value: float) -> np.ndarray:
+    """Every image of ``x`` through one perturbation (``jpeg`` quality, ``blur`` sigma,
+    ``rescale`` factor): the robustness table's inputs."""
+    if kind not in PERTURBATIONS:
+        raise ValueError(f"unknown perturbation {kind!r}; known: {sorted(PERTURBATIONS)}")
+    fn = PERTURBATIONS[kind]
+    return np.stack([np.asarray(fn(Image.fromarray(img), value)) for img in x]) if len(x) else x
 
 
 def augment_batch(x: np.ndarray, rng: np.random.Generator, cfg: dict) -> np.ndarray:
@@ -34,10 +64,8 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, cfg: dict) -> np.ndar
                 img = img.filter(ImageFilter.GaussianBlur(rng.uniform(lo, hi)))
             if jpeg:
                 lo, hi = cfg.get("jpeg_quality", [40, 95])
-                buf = io.BytesIO()
-                img.save(buf, "JPEG", quality=int(rng.integers(lo, hi + 1)))
-                img = Image.open(buf)
-            out[i] = np.asarray(img.convert("RGB"))
+                img = jpeg_recompress(img, int(rng.integers(lo, hi + 1)))
+            out[i] = np.asarray(img)
     return out
 
 
@@ -67,13 +95,18 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: 
         epoch = state["epoch"]
         state["epoch"] += 1
         rng = np.random.default_rng([seed, epoch, 1])
-        for idx in index_batches(len(x), batch_size, shuffle, seed, epoch, shard,
-                                 drop_remainder)[:max_steps]:
-            xb = augment_batch(x[idx], rng, augment) if active else x[idx]
-            yield xb, y[idx].astype(np.float32)
+        idx = index_batches(len(x), batch_size, shuffle, seed, epoch, shard,
+                            drop_remainder)[:max_steps]
+        # Whole chunks of batches per Python call: the generator's per-call overhead (and the
+        # GIL it takes from the training loop) made streamed epochs uneven. rebatch() splits
+        # them back into the same batches.
+        for start in range(0, len(idx), CHUNK_BATCHES):
+            rows = np.concatenate(idx[start:start + CHUNK_BATCHES])
+            xb = augment_batch(x[rows], rng, augment) if active else x[rows]
+            yield xb, y[rows].astype(np.float32)
 
     steps = len(index_batches(len(x), batch_size, False, seed, 0, shard, drop_remainder))
     steps = min(steps, max_steps) if max_steps else steps
     spec = (tf.TensorSpec((None, *x.shape[1:]), tf.uint8), tf.TensorSpec((None,), tf.float32))
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=spec).rebatch(batch_size)
     return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)

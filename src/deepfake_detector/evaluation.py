@@ -1,14 +1,19 @@
-"""Metrics of a binary detector (1 = fake) at a threshold chosen on validation."""
+"""Metrics of a binary detector (1 = fake): a threshold and a temperature fitted on validation
+only, then the full metric set on test."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn import metrics as skm
 
+EPS = 1e-7
 
-def choose_threshold(y: np.ndarray, p: np.ndarray, rule) -> float:
-    """``max_accuracy``, ``eer`` (false positive rate = false negative rate), or a number."""
-    if isinstance(rule, (int, float)):
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, rule, target_fake_recall: float = 0.95) -> float:
+    """``max_accuracy``, ``eer`` (false positive rate = false negative rate), ``fake_recall``
+    (the highest threshold that still catches ``target_fake_recall`` of the fakes), or a
+    number used as it is."""
+    if isinstance(rule, (int, float)) and not isinstance(rule, bool):
         return float(rule)
     fpr, tpr, thresholds = skm.roc_curve(y, p)
     thresholds = np.clip(thresholds, 0.0, 1.0)
@@ -18,7 +23,39 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, rule) -> float:
         pos, neg = y.sum(), len(y) - y.sum()
         accuracy = (tpr * pos + (1 - fpr) * neg) / len(y)
         return float(thresholds[np.argmax(accuracy)])
-    raise ValueError(f"evaluate.threshold must be max_accuracy, eer or a number, not {rule!r}")
+    if rule == "fake_recall":
+        if not 0 < target_fake_recall <= 1:
+            raise ValueError("evaluate.target_fake_recall must be in (0, 1], "
+                             f"not {target_fake_recall!r}")
+        # thresholds fall as tpr rises: the first that reaches the target is the highest
+        return float(thresholds[np.argmax(tpr >= target_fake_recall - 1e-12)])
+    raise ValueError("evaluate.threshold must be max_accuracy, eer, fake_recall or a number "
+                     f"in [0, 1], not {rule!r}")
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def apply_temperature(p: np.ndarray, temperature: float) -> np.ndarray:
+    """P(fake) with its logit divided by ``temperature`` (> 1 softens an overconfident model)."""
+    return 1.0 / (1.0 + np.exp(-logit(p) / temperature))
+
+
+def fit_temperature(y: np.ndarray, p: np.ndarray) -> float:
+    """The temperature that minimises the log loss of ``p`` on (validation) labels ``y``.
+    One parameter, monotonic: ranking metrics (ROC AUC, AP) cannot change."""
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(y, dtype=np.float64)
+    z = logit(p)
+
+    def nll(log_t):
+        q = np.clip(1.0 / (1.0 + np.exp(-z / np.exp(log_t))), EPS, 1 - EPS)
+        return -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded").x))
 
 
 def equal_error_rate(y: np.ndarray, p: np.ndarray) -> float:
@@ -28,6 +65,7 @@ def equal_error_rate(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Mean |confidence − frequency| of fakes over equal-width bins, weighted by bin size."""
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
     ece = 0.0
@@ -39,22 +77,50 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    """Every metric of the contract; precision/recall/f1 are the fake class's, ``*_real`` the
+    real class's."""
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=np.float64)
     pred = (p >= threshold).astype(int)
     both = len(np.unique(y)) == 2
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        y, pred, labels=[0, 1], zero_division=0)
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),
-        "precision": float(skm.precision_score(y, pred, zero_division=0)),
-        "recall": float(skm.recall_score(y, pred, zero_division=0)),
-        "f1": float(skm.f1_score(y, pred, zero_division=0)),
+        "precision": float(precision[1]), "recall": float(recall[1]), "f1": float(f1[1]),
+        "precision_real": float(precision[0]), "recall_real": float(recall[0]),
+        "f1_real": float(f1[0]),
         "roc_auc": float(skm.roc_auc_score(y, p)) if both else None,
         "average_precision": float(skm.average_precision_score(y, p)) if both else None,
         "eer": equal_error_rate(y, p) if both else None,
-        "log_loss": float(skm.log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
-        "brier": float(skm.brier_score_loss(y, p)),
+        "log_loss": float(skm.log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1])),
+        "brier": float(skm.brier_score_loss(y, p, pos_label=1)) if len(y) else None,
         "ece": expected_calibration_error(y, p),
         "threshold": float(threshold),
         "confusion": skm.confusion_matrix(y, pred, labels=[0, 1]).tolist(),
         "n": int(len(y)),
     }
+
+
+def fit_on_validation(y_val: np.ndarray, p_val: np.ndarray, cfg: dict) -> dict:
+    """Temperature (when ``cfg['calibration']`` is ``temperature``) and threshold, from
+    validation scores alone: the test split never moves either."""
+    calibration = cfg.get("calibration", "temperature")
+    if calibration not in ("temperature", "none", None):
+        raise ValueError(f"evaluate.calibration must be temperature or none, not {calibration!r}")
+    temperature = fit_temperature(y_val, p_val) if calibration == "temperature" else 1.0
+    threshold = choose_threshold(y_val, apply_temperature(p_val, temperature),
+                                 cfg.get("threshold", "max_accuracy"),
+                                 cfg.get("target_fake_recall", 0.95))
+    return {"temperature": temperature, "threshold": threshold}
+
+
+def evaluate_scores(y_val, p_val, y_test, p_test, cfg: dict) -> dict:
+    """The metrics of test scores, calibrated and thresholded with what validation chose."""
+    fitted = fit_on_validation(y_val, p_val, cfg)
+    result = binary_metrics(y_test, apply_temperature(p_test, fitted["temperature"]),
+                            fitted["threshold"])
+    result["temperature"] = fitted["temperature"]
+    result["ece_uncalibrated"] = expected_calibration_error(
+        np.asarray(y_test, dtype=np.float64), np.asarray(p_test, dtype=np.float64))
+    return result

@@ -52,16 +52,15 @@ def files_hash(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "", sep: str = ".") -> dict:
     out = {}
     for key, value in d.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
+            out.update(flatten(value, f"{name}{sep}", sep))
         else:
             out[name] = value
     return out
-
 
 
 def run_tags(root: Path, stage: str, data_files: list[Path], **extra) -> dict:

@@ -206,13 +206,7 @@ def _fit_keras(model, train_split, val_split, cfg, training, seed, log_epoch) ->
 
 
 def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """P(fake) for uint8 images, in batches through one compiled (traced) call.
+    """P(fake) for uint8 images (see ``inference.compiled_predict``)."""
+    from .inference import compiled_predict
 
-    Not ``model.predict``: that builds a distributed predict loop each call and does not
-    run under MultiWorkerMirroredStrategy; a traced call does, and is as fast."""
-    import tensorflow as tf
-
-    call = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
-    out = [np.asarray(call(x[i:i + batch_size])).reshape(-1)
-           for i in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    return compiled_predict(model, batch_size)(x)
