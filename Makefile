@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro test test-fast ui bench samples lint clean
+.PHONY: help install repro test test-fast ui serve bench samples lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
@@ -40,7 +40,11 @@ test-fast: $(STAMP) ## run the tests not marked slow
 	$(BIN)/pytest -m "not slow"
 
 ui: $(STAMP) ## MLflow UI on 127.0.0.1:5000 over the project's store
+	@echo "MLflow UI: http://127.0.0.1:5000/  (models: http://127.0.0.1:5000/#/models)"
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
+
+serve: $(STAMP) ## the detection web page and JSON API on 127.0.0.1:8000 (the champion model)
+	$(BIN)/deepfake serve --host 127.0.0.1 --port 8000
 
 bench: $(STAMP) ## benchmarks: preprocess decoding, LIME (train_throughput.py, real_data.py: by hand)
 	$(BIN)/python benchmarks/preprocess.py

@@ -18,3 +18,6 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is absent (benchmark data lives beside the checkout)")
     return SHARED_DATA
+
+
+from pipeline_fixture import pipeline  # noqa: E402,F401  (one session fixture for every module)

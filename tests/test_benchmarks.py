@@ -37,3 +37,16 @@ def test_explain_benchmark_prints_both_times_and_ratio():
     ratio = float(re.search(r"^ratio: ([\d.]+)$", done.stdout, re.M).group(1))
     assert len(times) == 2 and all(t > 0 for t in times)
     assert ratio == pytest.approx(times[1] / times[0], rel=0.1)
+
+
+@pytest.mark.slow
+def test_serving_benchmark_prints_latencies_ratio_and_errors():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks/serving.py"), "--calls", "40",
+                           "--clients", "2", "--requests", "10"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    p50 = [float(t) for t in re.findall(r"p50\s+([\d.]+) ms$", done.stdout, re.M)]
+    ratio = float(re.search(r"^ratio: ([\d.]+)$", done.stdout, re.M).group(1))
+    assert len(p50) == 2 and ratio == pytest.approx(p50[1] / p50[0], rel=0.1)
+    assert re.search(r"throughput \d+ requests/s; latency p50 [\d.]+ ms, p99 [\d.]+ ms; "
+                     r"errors 0", done.stdout)

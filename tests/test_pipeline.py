@@ -4,75 +4,15 @@ training), then checks on what it wrote, the MLflow runs it recorded, DVC's view
 CLI on its model, and a forced second run that must give bit-identical metrics."""
 
 import json
-import os
-import shutil
 import sqlite3
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import ROOT
-
-from deepfake_detector.config import copy_checkout
+from pipeline_fixture import BIN, MODELS, reproduced_files, sh
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-KERAS_HOME = Path(os.environ.get("PYTEST_KERAS_HOME", "/tmp")) / f"keras-home-{os.getpid()}"
-
-
-def sh(cmd, cwd, timeout=1200):
-    done = subprocess.run(cmd, cwd=cwd, env=pipeline_env(), capture_output=True, text=True,
-                          timeout=timeout)
-    return done
-
-
-MODELS = ("baseline", "tuned", "xception", "ensemble")
-
-
-def pipeline_env():
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    # ImageNet weights: a closed local port stands in for the offline internet, and a fresh
-    # Keras cache keeps a user's downloaded weights out of the test
-    env["DEEPFAKE_WEIGHTS_URL"] = "http://127.0.0.1:9/xception_notop.h5"
-    env["KERAS_HOME"] = str(KERAS_HOME)
-    env.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", GIT_AUTHOR_NAME="t",
-               GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.invalid")
-    return env
-
-
-def reproduced_files(repo: Path) -> dict[str, bytes]:
-    """What a deterministic rerun must repeat byte for byte besides the models' metrics."""
-    files = ["metrics/explain.json", "metrics/summary.csv",
-             *(str(p.relative_to(repo)) for p in sorted((repo / "reports").rglob("*.png")))]
-    return {f: (repo / f).read_bytes() for f in files}
-
-
-@pytest.fixture(scope="session")
-def pipeline(tmp_path_factory):
-    """The repository copied (tracked and new files, as a fresh clone has them), tiny
-    params, committed, and `dvc repro` run once."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"]["synthetic"]["n_images"] = 300
-    for model in params["train"].values():
-        model["epochs"] = 1
-    params["training"]["deterministic"] = True
-    repo = copy_checkout(ROOT, tmp_path_factory.mktemp("pipeline") / "repo", params)
-    started = time.perf_counter()
-    done = sh([str(BIN / "dvc"), "repro"], repo)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    metrics = {m: (repo / f"metrics/{m}.json").read_bytes() for m in MODELS}
-    metrics.update(reproduced_files(repo))
-    yield {"repo": repo, "seconds": time.perf_counter() - started, "log": done.stdout,
-           "stderr": done.stderr, "metrics": metrics}
-    shutil.rmtree(KERAS_HOME, ignore_errors=True)
-
 
 def test_data_stages_outputs(pipeline):
     repo = pipeline["repo"]
@@ -247,11 +187,13 @@ def test_cli_predict_on_the_trained_model(pipeline):
                "models/baseline.keras", "--out", str(out)], repo)
     assert done.returncode == 1, done.stderr  # one file could not be scored
     rows = pd.read_csv(out, keep_default_na=False)
+    assert list(rows.columns) == ["file", "p_fake", "label", "error"]
     assert rows["error"].tolist() == ["", "not_image"]
     assert 0 <= float(rows["p_fake"][0]) <= 1 and rows["label"][0] in ("real", "fake")
     done = sh([str(BIN / "deepfake"), "predict", str(real), "--model", "models/baseline.keras"],
               repo)
-    assert done.returncode == 0 and done.stdout.startswith("file,p_fake,label,error")
+    assert done.returncode == 0 and done.stdout.split()[:5] == ["file", "p_fake", "label",
+                                                               "face", "error"]
     done = sh([str(BIN / "deepfake"), "predict", str(real), "--model", "nope.keras"], repo)
     assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr
     (repo / "notes.txt").unlink()
@@ -266,7 +208,13 @@ def test_forced_rerun_gives_bit_identical_metrics(pipeline):
     for model in MODELS:
         assert (repo / f"metrics/{model}.json").read_bytes() == pipeline["metrics"][model], model
     again = reproduced_files(repo)
-    assert sorted(again) == sorted(k for k in pipeline["metrics"] if k not in MODELS)
+    first = pipeline["metrics"]
+    assert sorted(again) == sorted(k for k in first if k not in MODELS and k.startswith(
+        ("metrics/", "reports/")))
+    # the same weights and settings: the register stage reran and registered nothing new
+    registered = json.loads((repo / "models/registered.json").read_text())
+    assert registered["version"] == json.loads(first["models/registered.json"])["version"]
+    assert registered["created"] is False
     for name, content in again.items():  # LIME, Grad-CAM and the figures included
         assert content == pipeline["metrics"][name], name
 

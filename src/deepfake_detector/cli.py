@@ -1,4 +1,5 @@
-"""The ``deepfake`` command line."""
+"""The ``deepfake`` command line: score, evaluate and explain images with a registered model
+or a model file; list, promote and roll back registered versions; serve the web page and API."""
 
 from __future__ import annotations
 
@@ -9,87 +10,233 @@ import sys
 from pathlib import Path
 
 from .config import load_params, project_root
-from .images import ImageRejected, load_image
+from .images import is_image_path
+
+PREDICT_COLUMNS = ["file", "p_fake", "label", "error"]
 
 
-def _model_file(arg: str | None, root: Path) -> Path:
-    if arg is None:
-        name = load_params(root).get("register", {}).get("model", "baseline")
-        path = root / "models" / f"{name}.keras"
-        if not path.exists():
-            path = root / "models" / "baseline.keras"
-    else:
-        path = Path(arg)
-    if path.suffix != ".keras" or not path.is_file():
-        raise FileNotFoundError(
-            f"no model file {path}: pass --model models/<name>.keras, or run `make repro` "
-            "first to train one (registry URIs are not supported yet)")
-    return path
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _detector(args):
+    from .registry import load_detector
+
+    root = project_root()
+    params = load_params(root)
+    detector, source = load_detector(args.model, root, params, warn=_warn)
+    _warn(f"model: {source}")
+    return detector, params, root
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """Files as given; folders replaced by the image files under them, sorted."""
+    out = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out += sorted(str(f) for f in path.rglob("*") if f.is_file() and is_image_path(f))
+        else:
+            out.append(p)
+    return out
 
 
 def cmd_predict(args) -> int:
-    root = project_root()
-    size = load_params(root).get("preprocess", {}).get("image_size", 64)
-    model_path = _model_file(args.model, root)
-    import numpy as np
-
-    rows, images = [], []
-    for path in args.paths:
-        try:
-            images.append(load_image(path, size))
-            rows.append({"file": path, "p_fake": None, "label": None, "error": ""})
-        except ImageRejected as exc:
-            rows.append({"file": path, "p_fake": None, "label": None, "error": exc.reason})
-    if images:
-        import keras
-
-        from .training import predict
-
-        from .evaluation import apply_temperature
-
-        model = keras.models.load_model(model_path)
-        temperature, threshold = _calibration(root, model_path)
-        scores = iter(apply_temperature(predict(model, np.stack(images)), temperature))
-        for row in rows:
-            if not row["error"]:
-                row["p_fake"] = round(float(next(scores)), 6)
-                row["label"] = "fake" if row["p_fake"] >= threshold else "real"
+    files = _expand(args.paths)
+    if not files:
+        raise ValueError("no image files under the given folders")
+    detector, _, _ = _detector(args)
+    rows = detector.score(files, face_crop=False if args.no_face_crop else None)
     _write_rows(rows, args.out)
     return 1 if any(r["error"] for r in rows) else 0
 
 
-def _calibration(root: Path, model_path: Path) -> tuple[float, float]:
-    """(temperature, threshold) the evaluate stage fitted on validation, else (1, 0.5)."""
-    metrics = root / "metrics" / f"{model_path.stem}.json"
-    if metrics.exists():
-        fitted = json.loads(metrics.read_text())
-        return float(fitted.get("temperature", 1.0)), float(fitted.get("threshold", 0.5))
-    return 1.0, 0.5
-
-
 def _write_rows(rows: list[dict], out: str | None) -> None:
-    fields = ["file", "p_fake", "label", "error"]
     if out and out.endswith(".json"):
         Path(out).write_text(json.dumps(rows, indent=2) + "\n")
-        return
-    fh = open(out, "w", newline="") if out else sys.stdout
-    writer = csv.DictWriter(fh, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    if out:
-        fh.close()
+    elif out:
+        with open(out, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=PREDICT_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    width = max(len(r["file"]) for r in rows)
+    print(f"{'file':{width}s}  {'p_fake':>7s}  {'label':5s}  {'face':5s}  error")
+    for r in rows:
+        face = {True: "yes", False: "no", None: "-"}[r["face_found"]]
+        p = f"{r['p_fake']:.4f}" if r["p_fake"] is not None else "-"
+        print(f"{r['file']:{width}s}  {p:>7s}  {r['label'] or '-':5s}  {face:5s}  {r['error']}")
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from .evaluation import binary_metrics
+    from .splitting import scan
+
+    folder = Path(args.data)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder}")
+    detector, params, _ = _detector(args)
+    manifest, rejected = scan(folder, folder, params["data"]["class_names"], None)
+    if manifest.empty or manifest["label"].nunique() < 2:
+        raise ValueError(f"{folder} needs images under both a real and a fake class folder "
+                         f"(found {len(manifest)} labelled images)")
+    files = [str(folder / p) for p in manifest["path"]]
+    ways = {"as_served": None} if not detector.settings["face_crop"].get("enabled") else {
+        "as_served": True, "without_face_crop": False}
+    report = {"data": str(folder), "model": detector.settings.get("model"), "rejected": rejected}
+    for way, face in ways.items():
+        rows = detector.score(files, face_crop=face)
+        ok = [i for i, r in enumerate(rows) if not r["error"]]
+        y = manifest["label"].to_numpy()[ok]
+        p = np.array([rows[i]["p_fake"] for i in ok])
+        report[way] = binary_metrics(y, p, detector.threshold)
+        report[way]["unreadable"] = len(rows) - len(ok)
+        if face:
+            report[way]["faces_found"] = sum(bool(rows[i]["face_found"]) for i in ok)
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    for way in ways:
+        m = report[way]
+        print(f"{way:18s} n={m['n']} accuracy={m['accuracy']:.4f} recall={m['recall']:.4f} "
+              f"roc_auc={m['roc_auc'] if m['roc_auc'] is None else round(m['roc_auc'], 4)} "
+              f"eer={m['eer'] if m['eer'] is None else round(m['eer'], 4)}"
+              + (f" faces_found={m['faces_found']}" if "faces_found" in m else ""))
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from . import explain_report, explanation
+    from .images import ImageRejected
+
+    detector, params, _ = _detector(args)
+    try:
+        image, face = detector.prepare(args.image)
+    except ImageRejected as exc:
+        raise ValueError(f"{args.image}: {exc.reason}") from None
+    cfg = params.get("explain", {})
+    segments = explanation.slic_segments(image, **cfg.get("segments", {}))
+    lime = explanation.lime_explain(image, detector._predict, segments,
+                                    int(cfg.get("num_samples", 1000)), params["base"]["seed"])
+    positive, both = explain_report.lime_panels(image, segments, lime.weights)
+    cam = explanation.gradcam_function(detector.model, cfg.get("gradcam_min_size", 8))
+    p = float(detector.probabilities(image[None])[0])
+    label = "fake" if p >= detector.threshold else "real"
+    out = Path(args.out or f"{Path(args.image).stem}_explained")
+    out.mkdir(parents=True, exist_ok=True)
+    figure = explain_report.example_figure(
+        out / "explanation.png", image, f"{Path(args.image).name}: {label} (P(fake) {p:.3f})",
+        [("LIME: top regions for fake", positive), ("LIME: fake (green) / real (red)", both),
+         ("Grad-CAM", cam(image[None])[0][0])], None)
+    (out / "explanation.json").write_text(json.dumps(
+        {"file": args.image, "p_fake": p, "label": label, "face_found": face,
+         "threshold": detector.threshold, "lime_weights": lime.weights.tolist()}, indent=2))
+    print(f"{args.image}: {label} (P(fake) {p:.3f}); wrote {figure} and explanation.json")
+    return 0
+
+
+def _registry() -> tuple[dict, str]:
+    """The project's params and registered model name, with MLflow pointed at its store."""
+    from . import tracking
+
+    root = project_root()
+    params = load_params(root)
+    tracking.setup(root)
+    return params, params.get("register", {}).get("name", "deepfake-detector")
+
+
+def cmd_models(args) -> int:
+    from . import registry
+
+    _, name = _registry()
+    rows = registry.list_versions(name)
+    if not rows:
+        raise ValueError(f"no versions of {name!r} yet: run `make repro` (the register stage)")
+    if args.lineage is not None:
+        row = next((r for r in rows if r["version"] == args.lineage), None)
+        if row is None:
+            raise ValueError(f"{name!r} has no version {args.lineage}")
+        print(json.dumps({k: row[k] for k in ("version", "aliases", "run_id", "tags")},
+                         indent=2))
+        return 0
+    print(f"{'version':>7s}  {'aliases':20s}  {'model':9s}  accuracy  recall  roc_auc")
+    for r in rows:
+        print(f"{r['version']:>7d}  {','.join(r['aliases']) or '-':20s}  {r['model']:9s}  "
+              f"{r.get('accuracy', float('nan')):8.4f}  {r.get('recall', float('nan')):6.4f}  "
+              f"{r.get('roc_auc', float('nan')):7.4f}")
+    return 0
+
+
+def cmd_promote(args) -> int:
+    from . import registry
+
+    params, name = _registry()
+    result = registry.promote(name, params.get("promote", {}), args.version, args.force,
+                              args.reason)
+    for failure in result["failures"]:
+        print(f"gate: {failure}")
+    if not result["promoted"]:
+        print(f"refused: version {result['version']} stays where it is; champion unchanged")
+        return 1
+    forced = " (forced: " + args.reason + ")" if args.force else ""
+    print(f"version {result['version']} of {name} is now champion{forced}; "
+          f"previous: {result['previous'] or 'none'}")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from . import registry
+
+    _, name = _registry()
+    result = registry.rollback(name)
+    print(f"champion of {name}: version {result['version']} again (was {result['from']})")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .service import serve
+
+    serve(args.model, args.host, args.port)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepfake", description=(
-        "Deepfake face-image detector. The pipeline itself runs with `dvc repro` "
-        "(or `make repro`); this command uses what it produced."))
+        "Deepfake face-image detector. The pipeline runs with `dvc repro` (or `make repro`); "
+        "these commands use what it registered. --model takes a models:/ URI or a .keras "
+        "file; the default is models:/deepfake-detector@champion (else @challenger)."))
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("predict", help="score images: P(fake) and a label per file")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files")
-    p.add_argument("--model", help="a .keras file (default: models/<register.model>.keras)")
-    p.add_argument("--out", help="write FILE.csv or FILE.json instead of CSV on stdout")
-    p.set_defaults(func=cmd_predict)
+
+    def command(name, func, help_):
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("predict", cmd_predict, "score images: P(fake) and a label per file")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
+    p.add_argument("--out", help="also write FILE.csv (file,p_fake,label,error) or FILE.json")
+    p.add_argument("--no-face-crop", action="store_true", help="score whole images")
+    p = command("evaluate", cmd_evaluate, "metrics of a model on your own labelled folder")
+    p.add_argument("--data", required=True, help="a folder with real/ and fake/ images "
+                   "(any layout the split stage understands)")
+    p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
+    p.add_argument("--out", help="write the metrics to FILE.json")
+    p = command("explain", cmd_explain, "LIME and Grad-CAM images for one file")
+    p.add_argument("image")
+    p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
+    p.add_argument("--out", help="folder to write to (default: <image name>_explained/)")
+    p = command("models", cmd_models, "registered versions with aliases and test metrics")
+    p.add_argument("--lineage", type=int, metavar="N", help="what version N was made from")
+    p = command("promote", cmd_promote, "move alias champion to a version if it passes the gate")
+    p.add_argument("--version", type=int, help="default: the challenger")
+    p.add_argument("--force", action="store_true", help="promote despite the gate")
+    p.add_argument("--reason", help="why, with --force (recorded on the version)")
+    command("rollback", cmd_rollback, "give champion back to the previous champion")
+    p = command("serve", cmd_serve, "the web page and JSON API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
     return parser
 
 

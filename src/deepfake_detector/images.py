@@ -90,15 +90,8 @@ def _fast_jpeg(data: bytes, size: int, max_pixels: int, crop: float) -> np.ndarr
                       dtype=np.uint8)
 
 
-def load_image(source: str | os.PathLike | bytes, size: int,
-               max_pixels: int = 50_000_000, crop: float = 1.0) -> np.ndarray:
-    """Decode ``source`` (a path or the file's bytes) to a uint8 ``size×size×3`` array.
-
-    ``crop`` < 1 keeps only the centre ``crop`` × shorter side before resizing (closer to
-    the native resolution, where generator artefacts survive).
-
-    Raises ``ImageRejected`` with a reason from ``REASONS`` for unusable input.
-    """
+def read_bytes(source: str | os.PathLike | bytes) -> bytes:
+    """The file's bytes (``source`` may already be bytes); ``ImageRejected`` when unusable."""
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     else:
@@ -109,11 +102,14 @@ def load_image(source: str | os.PathLike | bytes, size: int,
             raise ImageRejected("unreadable", str(exc)) from None
     if not data:
         raise ImageRejected("zero_bytes")
-    if not 0 < crop <= 1:
-        raise ValueError(f"crop must be in (0, 1], not {crop}")
-    fast = _fast_jpeg(data, size, max_pixels, crop)
-    if fast is not None:
-        return fast
+    return data
+
+
+def decode(data: bytes, max_pixels: int = 50_000_000,
+           draft: tuple[int, float] | None = None) -> Image.Image:
+    """Pillow's decode of any format to an upright RGB image. ``draft=(size, crop)`` lets a
+    JPEG decode at the smallest DCT scale that still gives ``size`` pixels across the centre
+    ``crop`` of its shorter side."""
     try:
         with io.BytesIO(data) as fp, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # we check the pixel count ourselves
@@ -124,7 +120,8 @@ def load_image(source: str | os.PathLike | bytes, size: int,
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageRejected("too_many_pixels", f"{width}x{height}")
-            if img.format == "JPEG":
+            if img.format == "JPEG" and draft:
+                size, crop = draft
                 # Orientations 5-8 swap the axes, but draft only needs the smaller side.
                 side = min(width, height) * crop
                 img.draft("RGB", (max(1, int(width * size / side)),
@@ -136,17 +133,39 @@ def load_image(source: str | os.PathLike | bytes, size: int,
                 raise ImageRejected(reason, str(exc)) from None
             if img.getexif().get(0x0112, 1) != 1:
                 img = ImageOps.exif_transpose(img)
-            img = _to_rgb(img)
-            if img.size != (size, size) or crop != 1.0:
-                img = img.resize((size, size), Image.Resampling.BILINEAR,
-                                 box=centre_box(*img.size, crop), reducing_gap=None)
-            return np.asarray(img, dtype=np.uint8)
+            return _to_rgb(img)
     except ImageRejected:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageRejected("too_many_pixels", str(exc)) from None
     except Exception as exc:  # any other decoder failure is an unreadable file, not a crash
         raise ImageRejected("unreadable", f"{type(exc).__name__}: {exc}") from None
+
+
+def square_resize(img: Image.Image, size: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR, box=box,
+                                 reducing_gap=None), dtype=np.uint8)
+
+
+def load_image(source: str | os.PathLike | bytes, size: int,
+               max_pixels: int = 50_000_000, crop: float = 1.0) -> np.ndarray:
+    """Decode ``source`` (a path or the file's bytes) to a uint8 ``size×size×3`` array.
+
+    ``crop`` < 1 keeps only the centre ``crop`` × shorter side before resizing (closer to
+    the native resolution, where generator artefacts survive).
+
+    Raises ``ImageRejected`` with a reason from ``REASONS`` for unusable input.
+    """
+    data = read_bytes(source)
+    if not 0 < crop <= 1:
+        raise ValueError(f"crop must be in (0, 1], not {crop}")
+    fast = _fast_jpeg(data, size, max_pixels, crop)
+    if fast is not None:
+        return fast
+    img = decode(data, max_pixels, draft=(size, crop))
+    if img.size == (size, size) and crop == 1.0:
+        return np.asarray(img, dtype=np.uint8)
+    return square_resize(img, size, centre_box(*img.size, crop))
 
 
 def resize_mask(mask: np.ndarray, size: int, crop: float = 1.0) -> np.ndarray:

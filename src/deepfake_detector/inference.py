@@ -22,3 +22,78 @@ def compiled_predict(model, batch_size: int = 256):
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     return predict
+
+
+def prepare_image(source, size: int, *, max_pixels: int = 50_000_000, crop: float = 1.0,
+                  face_crop: dict | None = None) -> tuple[np.ndarray, bool | None]:
+    """The one preprocessing of a single image for scoring (CLI, pyfunc, service):
+    decode → optional face crop → centre crop → resize. Returns the uint8 image and whether a
+    face was found (None when face cropping is off). Raises ``images.ImageRejected``."""
+    from . import faces
+    from .images import centre_box, decode, load_image, read_bytes, square_resize
+
+    if not (face_crop or {}).get("enabled"):
+        return load_image(source, size, max_pixels, crop), None
+    img = decode(read_bytes(source), max_pixels, draft=(max(size, faces.DETECT_SIDE), 1.0))
+    face = faces.largest_face(np.asarray(img), face_crop.get("min_fraction", 0.1))
+    if face is None:
+        return square_resize(img, size, centre_box(*img.size, crop)), False
+    box = faces.face_square(face, float(face_crop.get("margin", 0.25)), *img.size)
+    return square_resize(img, size, box), True
+
+
+class Detector:
+    """A model with everything needed to score raw images the way it was evaluated: the
+    preprocessing settings, the temperature and the threshold chosen on validation."""
+
+    def __init__(self, model, settings: dict):
+        self.model, self.settings = model, settings
+        self._predict = compiled_predict(model)
+
+    @classmethod
+    def load(cls, model_path, settings: dict) -> Detector:
+        import keras
+
+        return cls(keras.models.load_model(model_path, compile=False), settings)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.settings.get("threshold", 0.5))
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated P(fake) of uint8 images already at the model's size."""
+        from .evaluation import apply_temperature
+
+        return apply_temperature(self._predict(x), float(self.settings.get("temperature", 1.0)))
+
+    def prepare(self, source, face_crop: bool | None = None):
+        face = dict(self.settings.get("face_crop") or {})
+        if face_crop is not None:
+            face["enabled"] = face_crop
+        return prepare_image(source, int(self.settings["image_size"]),
+                             max_pixels=int(self.settings.get("max_pixels", 50_000_000)),
+                             crop=float(self.settings.get("centre_crop", 1.0)), face_crop=face)
+
+    def score(self, sources: list, names: list[str] | None = None,
+              face_crop: bool | None = None) -> list[dict]:
+        """One result per source, in order: ``file, p_fake, label, face_found, error``; an
+        unusable file gets its rejection reason in ``error`` and the rest are still scored."""
+        from .images import ImageRejected
+
+        names = names or [str(s) if not isinstance(s, (bytes, bytearray)) else "" for s in sources]
+        rows, images = [], []
+        for name, source in zip(names, sources):
+            row = {"file": name, "p_fake": None, "label": None, "face_found": None, "error": ""}
+            try:
+                image, row["face_found"] = self.prepare(source, face_crop)
+                images.append(image)
+            except ImageRejected as exc:
+                row["error"] = exc.reason
+            rows.append(row)
+        if images:
+            scores = iter(self.probabilities(np.stack(images)))
+            for row in rows:
+                if not row["error"]:
+                    row["p_fake"] = round(float(next(scores)), 6)
+                    row["label"] = "fake" if row["p_fake"] >= self.threshold else "real"
+        return rows

@@ -18,7 +18,7 @@ SUMMARY_COLUMNS = ["model", "accuracy", "precision", "recall", "f1", "roc_auc",
 def _write_csv(path: Path, header: list[str], rows) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
+        writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
 

@@ -1,0 +1,61 @@
+"""Face crop for real photographs: the largest frontal face found by OpenCV's Haar cascade.
+
+The cascade's XML ships inside ``opencv-python-headless`` (< 5: 5.0 dropped the bundled
+cascades), so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+DETECT_SIDE = 640  # detection runs on a copy at most this wide: faster, same faces
+
+
+_local = threading.local()  # one cascade per thread: detectMultiScale keeps scratch state
+
+
+def _cascade():
+    import cv2
+
+    if getattr(_local, "cascade", None) is None:
+        cascade = cv2.CascadeClassifier(
+            cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        if cascade.empty():
+            raise RuntimeError("OpenCV's bundled face cascade did not load: reinstall "
+                               "opencv-python-headless<5")
+        _local.cascade = cascade
+    return _local.cascade
+
+
+def largest_face(rgb: np.ndarray, min_fraction: float = 0.1) -> tuple[int, int, int, int] | None:
+    """(left, top, width, height) of the largest face at least ``min_fraction`` of the image's
+    shorter side, in ``rgb``'s pixels; None when there is none."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    scale = min(1.0, DETECT_SIDE / max(height, width))
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        grey = cv2.resize(grey, (round(width * scale), round(height * scale)),
+                          interpolation=cv2.INTER_AREA)
+    smallest = max(20, int(min(grey.shape) * min_fraction))
+    faces = _cascade().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
+                                        minSize=(smallest, smallest))
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+    return tuple(int(round(v / scale)) for v in (x, y, w, h))
+
+
+def face_square(face: tuple[int, int, int, int], margin: float, width: int,
+                height: int) -> tuple[int, int, int, int]:
+    """A square box around the face, ``margin`` × its size added on each side, moved (and if
+    need be shrunk) to stay inside the image: like the tight face crops of the training data."""
+    x, y, w, h = face
+    side = min(int(round(max(w, h) * (1 + 2 * margin))), width, height)
+    cx, cy = x + w / 2, y + h / 2
+    left = int(round(min(max(cx - side / 2, 0), width - side)))
+    top = int(round(min(max(cy - side / 2, 0), height - side)))
+    return left, top, left + side, top + side

@@ -1,0 +1,51 @@
+"""The registered model: an MLflow pyfunc that scores raw image files or uint8 arrays with the
+shared preprocessing, the calibrated probability and the validation threshold."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+
+class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
+    """Input: a DataFrame with a column ``image`` of base64-encoded image files (what
+    ``mlflow models serve`` receives as ``dataframe_split``), or a uint8 array N×H×W×3 at the
+    model's size. Output: a DataFrame ``p_fake, label, face_found, error`` (one row each)."""
+
+    def load_context(self, context):
+        from deepfake_detector.inference import Detector
+
+        settings = json.loads(open(context.artifacts["settings"]).read())
+        self.detector = Detector.load(context.artifacts["keras_model"], settings)
+
+    def predict(self, context, model_input, params=None):
+        columns = ["p_fake", "label", "face_found", "error"]
+        if isinstance(model_input, np.ndarray) and model_input.ndim == 4:
+            p = self.detector.probabilities(model_input.astype(np.uint8))
+            return pd.DataFrame({"p_fake": p, "label": np.where(
+                p >= self.detector.threshold, "fake", "real"), "face_found": None, "error": ""})
+        if isinstance(model_input, pd.DataFrame) and "image" in model_input.columns:
+            sources = [_decode_b64(v) for v in model_input["image"]]
+            rows = [r if isinstance(s, bytes) else {**_empty(), "error": "not_base64"}
+                    for s, r in zip(sources, self.detector.score(
+                        [s if isinstance(s, bytes) else b"" for s in sources]))]
+            return pd.DataFrame(rows)[columns]
+        raise ValueError("expected a DataFrame with a column 'image' of base64-encoded image "
+                         "files, or a uint8 array N×H×W×3")
+
+
+def _empty() -> dict:
+    return {"p_fake": None, "label": None, "face_found": None}
+
+
+def _decode_b64(value):
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except ValueError:
+        return None

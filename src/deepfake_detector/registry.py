@@ -1,0 +1,254 @@
+"""The MLflow Model Registry: register a pipeline model, a gated promotion to ``champion``,
+rollback, and what each version is."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+from . import tracking
+
+CHALLENGER, CHAMPION = "challenger", "champion"
+HISTORY_TAG = "champion_history"  # on the registered model: champions in order, for rollback
+GATE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision")
+
+
+def settings_for(root: Path, params: dict, model: str) -> dict:
+    """What the pyfunc, CLI and service need besides the weights: the preprocessing, and the
+    temperature and threshold the evaluate stage fitted on validation."""
+    fitted = json.loads((root / "metrics" / f"{model}.json").read_text())
+    return {**settings_for_defaults(params), "model": model,
+            "temperature": fitted.get("temperature", 1.0), "threshold": fitted["threshold"]}
+
+
+def fingerprint(model_file: Path, settings: dict) -> str:
+    """The model's weights and serving settings: what makes two registered versions the same.
+    (Not the file's bytes: a ``.keras`` file records when it was saved.)"""
+    import keras
+
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for weights in keras.models.load_model(model_file, compile=False).get_weights():
+        digest.update(str(weights.shape).encode())
+        digest.update(weights.tobytes())
+    return digest.hexdigest()
+
+
+def register(root: Path, params: dict) -> dict:
+    """Log the chosen model as a pyfunc in its training run and register it as a new version
+    with alias ``challenger``; an identical model and settings reuse their version."""
+    import mlflow
+
+    cfg = params.get("register", {})
+    name, model = cfg.get("name", "deepfake-detector"), cfg.get("model", "tuned")
+    settings = settings_for(root, params, model)
+    model_file = root / "models" / f"{model}.keras"
+    print_ = fingerprint(model_file, settings)
+    mlflow_ = tracking.setup(root)
+    client = mlflow.MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(name, description=(
+            "Deepfake face-image detector: P(fake) of a face photograph (1 = fake)."))
+    existing = [v for v in client.search_model_versions(f"name='{name}'")
+                if v.tags.get("fingerprint") == print_]
+    if existing:
+        version = max(existing, key=lambda v: int(v.version))
+        created = False
+    else:
+        version, created = _new_version(root, params, client, mlflow_, name, model,
+                                        model_file, settings, print_), True
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    return {"name": name, "version": int(version.version), "alias": CHALLENGER,
+            "model": model, "run_id": version.run_id, "fingerprint": print_,
+            "model_uri": f"models:/{name}/{version.version}", "created": created}
+
+
+def _new_version(root, params, client, mlflow, name, model, model_file, settings, print_):
+    from .pyfunc import DeepfakeDetectorModel
+
+    metrics = json.loads((root / "metrics" / f"{model}.json").read_text())
+    source = json.loads((root / "data" / "raw" / "source.json").read_text())
+    run_id = json.loads((root / "metrics" / "train" / f"{model}.json").read_text())["run_id"]
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+        settings_file = Path(tmp) / "settings.json"
+        settings_file.write_text(json.dumps(settings, indent=2))
+        import keras
+        import tensorflow as tf
+
+        info = mlflow.pyfunc.log_model(
+            name="detector", python_model=DeepfakeDetectorModel(),
+            artifacts={"keras_model": str(model_file), "settings": str(settings_file)},
+            code_paths=[str(Path(__file__).parent)],
+            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
+                              "pillow", "simplejpeg", "opencv-python-headless<5", "pandas"])
+    tags = {"fingerprint": print_, "model": model, "dvc.stage": "register",
+            "git.commit": tracking.git_commit(root), "data.source": str(source.get("source")),
+            "data.sha256": str(source.get("sha256") or ""),
+            "data.hash": tracking.files_hash([root / "data/processed/train.npz"]),
+            "threshold": str(settings["threshold"]), "temperature": str(settings["temperature"])}
+    tags.update({f"test_{k}": str(metrics[k]) for k in GATE_METRICS if metrics.get(k) is not None})
+    return mlflow.register_model(info.model_uri, name, tags=tags)
+
+
+def version_metrics(version) -> dict[str, float]:
+    return {k[5:]: float(v) for k, v in version.tags.items()
+            if k.startswith("test_") and k[5:] in GATE_METRICS}
+
+
+def alias_version(client, name: str, alias: str):
+    import mlflow
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def gate(candidate: dict, champion: dict | None, cfg: dict) -> list[str]:
+    """Why ``candidate`` may not become champion (empty: it may). Floors from ``promote.min_*``
+    (``min_fake_recall`` reads ``recall``), and no metric more than ``promote.max_drop`` below
+    the champion's."""
+    failures = []
+    for key, floor in cfg.items():
+        if not key.startswith("min_") or floor is None:
+            continue
+        metric = {"fake_recall": "recall"}.get(key[4:], key[4:])
+        value = candidate.get(metric)
+        if value is None or value < floor:
+            failures.append(f"{metric} {value if value is None else round(value, 4)} is below "
+                            f"the floor {floor} (by {round(floor - (value or 0), 4)})")
+    if champion:
+        max_drop = float(cfg.get("max_drop", 0.01))
+        for metric in ("accuracy", "recall", "roc_auc"):
+            if metric in champion and metric in candidate and \
+                    candidate[metric] < champion[metric] - max_drop:
+                drop = champion[metric] - candidate[metric]
+                failures.append(f"{metric} {candidate[metric]:.4f} is {drop:.4f} below the "
+                                f"champion's {champion[metric]:.4f} (max_drop {max_drop})")
+    return failures
+
+
+def promote(name: str, cfg: dict, version: int | None = None, force: bool = False,
+            reason: str | None = None, before_move=None) -> dict:
+    """Move ``champion`` to ``version`` (default: the challenger) if the gate passes, or with
+    ``force`` and a reason. The gate is checked again against the champion as it is just
+    before the move: a decision taken against a champion that has since changed is not
+    applied. ``before_move`` is a test seam run between the check and the move."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    if force and not reason:
+        raise ValueError("--force needs --reason \"why\": it is recorded on the version")
+    candidate = (client.get_model_version(name, str(version)) if version is not None
+                 else alias_version(client, name, CHALLENGER))
+    if candidate is None:
+        raise ValueError(f"no challenger version of {name!r}: run `dvc repro` (the register "
+                         "stage) or pass --version N")
+    champion = alias_version(client, name, CHAMPION)
+    failures = gate(version_metrics(candidate),
+                    version_metrics(champion) if champion else None, cfg)
+    if failures and not force:
+        return {"promoted": False, "version": int(candidate.version), "failures": failures}
+    if before_move:
+        before_move()
+    now = alias_version(client, name, CHAMPION)
+    if (now and now.version) != (champion and champion.version):
+        return {"promoted": False, "version": int(candidate.version), "failures": [
+            f"the champion changed from version {champion and champion.version} to "
+            f"{now and now.version} during the check; nothing was changed: run promote again"]}
+    client.set_registered_model_alias(name, CHAMPION, candidate.version)
+    if force:
+        client.set_model_version_tag(name, candidate.version, "promotion.forced_reason", reason)
+        client.set_model_version_tag(name, candidate.version, "promotion.gate_failures",
+                                     "; ".join(failures) or "none")
+    history = _history(client, name) + [int(candidate.version)]
+    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(map(str, history)))
+    return {"promoted": True, "version": int(candidate.version), "failures": failures,
+            "previous": int(champion.version) if champion else None}
+
+
+def _history(client, name: str) -> list[int]:
+    tag = client.get_registered_model(name).tags.get(HISTORY_TAG, "")
+    return [int(v) for v in tag.split(",") if v]
+
+
+def rollback(name: str) -> dict:
+    """Give ``champion`` back to the version that held it before the current one."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    history = _history(client, name)
+    current = alias_version(client, name, CHAMPION)
+    if current is not None:
+        while history and history[-1] != int(current.version):
+            history.pop()  # moved by hand since: forget what came after
+    if len(history) < 2:
+        raise ValueError(f"{name!r} has no earlier champion to roll back to")
+    history.pop()
+    client.set_registered_model_alias(name, CHAMPION, str(history[-1]))
+    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(map(str, history)))
+    return {"version": history[-1], "from": int(current.version) if current else None}
+
+
+def list_versions(name: str) -> list[dict]:
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    aliases: dict[str, list[str]] = {}
+    for alias, number in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(str(number), []).append(alias)
+    rows = []
+    for v in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
+        rows.append({"version": int(v.version), "aliases": sorted(aliases.get(str(v.version), [])),
+                     "model": v.tags.get("model", ""), **version_metrics(v),
+                     "tags": dict(v.tags), "run_id": v.run_id})
+    return rows
+
+
+def load_detector(arg: str | None, root: Path, params: dict, warn=print):
+    """The ``Detector`` for ``--model``: a ``.keras`` file (with the temperature and threshold
+    of its ``metrics/<name>.json``), a ``models:/…`` or ``runs:/…`` URI of a registered
+    pyfunc, or by default ``models:/<name>@champion``, falling back to ``@challenger``."""
+    from .inference import Detector
+
+    if arg and arg.endswith(".keras"):
+        path = Path(arg)
+        if not path.is_file():
+            raise FileNotFoundError(f"no model file {path}")
+        metrics = root / "metrics" / f"{path.stem}.json"
+        settings = settings_for(root, params, path.stem) if metrics.exists() else {
+            **settings_for_defaults(params), "model": path.stem}
+        if not metrics.exists():
+            warn(f"warning: no {metrics.relative_to(root)}: uncalibrated, threshold 0.5")
+        return Detector.load(path, settings), str(path)
+    import mlflow
+
+    tracking.setup(root)
+    name = params.get("register", {}).get("name", "deepfake-detector")
+    uris = [arg] if arg else [f"models:/{name}@{CHAMPION}", f"models:/{name}@{CHALLENGER}"]
+    for i, uri in enumerate(uris):
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for "not there"
+            if arg:
+                raise FileNotFoundError(f"cannot load {uri}: {exc}") from None
+            continue
+        if i == 1:
+            warn(f"warning: {name} has no champion yet; using its challenger "
+                 "(promote it with `deepfake promote`)")
+        settings = json.loads(next(local.rglob("settings.json")).read_text())
+        return Detector.load(next(local.rglob("*.keras")), settings), uri
+    raise FileNotFoundError(f"no registered {name!r} (champion or challenger): run `make repro` "
+                            "first, or pass --model models/<name>.keras")
+
+
+def settings_for_defaults(params: dict) -> dict:
+    pre, serve = params["preprocess"], params.get("serve", {})
+    return {"image_size": pre["image_size"], "centre_crop": pre.get("centre_crop", 1.0),
+            "max_pixels": pre["max_pixels"], "temperature": 1.0, "threshold": 0.5,
+            "face_crop": {"enabled": bool(serve.get("face_crop", True)),
+                          "margin": serve.get("face_margin", 0.25),
+                          "min_fraction": serve.get("face_min_fraction", 0.1)}}

@@ -1,0 +1,145 @@
+"""The web service over a real HTTP server on 127.0.0.1: the JSON API, its limits and errors,
+and the OpenAPI schema."""
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import yaml
+from conftest import ROOT
+from helpers import jpeg_bytes
+
+from deepfake_detector.inference import Detector
+from deepfake_detector.service import create_app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(app):
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(),
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{server.config.port}"
+
+
+def make_app(explain_concurrency=1, max_upload_mb=1):
+    import keras
+
+    from deepfake_detector.models import build_model
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["serve"].update(explain_concurrency=explain_concurrency, max_upload_mb=max_upload_mb)
+    params["explain"]["num_samples"] = 100
+    keras.utils.set_random_seed(0)
+    settings = {"model": "baseline", "image_size": 64, "max_pixels": 50_000_000,
+                "temperature": 1.0, "threshold": 0.5,
+                "face_crop": {"enabled": True, "margin": 0.25}}
+    detector = Detector(build_model("baseline", 64, {}), settings)
+    card = {"uri": "models/baseline.keras", "name": "deepfake-detector", "version": None,
+            "data_source": "synthetic", "synthetic_warning": True, "metrics": {}}
+    return create_app(detector, card, params)
+
+
+@pytest.fixture(scope="module")
+def service():
+    server, thread, url = start_server(make_app())
+    yield url
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_health_model_and_page(service):
+    assert httpx.get(f"{service}/health").json()["status"] == "ok"
+    assert httpx.get(f"{service}/model").json()["synthetic_warning"] is True
+    page = httpx.get(f"{service}/").text
+    assert "Model card" in page and "http://" not in page and "https://" not in page
+    schema = httpx.get(f"{service}/openapi.json").json()
+    assert {"/predict", "/explain", "/health", "/model"} <= set(schema["paths"])
+
+
+def test_predict_scores_good_files_and_reports_bad_ones(service):
+    files = [("files", ("a.jpg", jpeg_bytes(1), "image/jpeg")),
+             ("files", ("b.jpg", jpeg_bytes(2, fake=True), "image/jpeg")),
+             ("files", ("notes.jpg", b"just text", "image/jpeg")),
+             ("files", ("empty.png", b"", "image/png"))]
+    reply = httpx.post(f"{service}/predict", files=files)
+    assert reply.status_code == 200
+    results = reply.json()["results"]
+    assert [r["file"] for r in results] == ["a.jpg", "b.jpg", "notes.jpg", "empty.png"]
+    assert all(0 <= r["p_fake"] <= 1 and r["label"] in ("real", "fake") for r in results[:2])
+    assert [r["error"] for r in results] == ["", "", "not_image", "zero_bytes"]
+    single = httpx.post(f"{service}/predict", files={"file": ("a.jpg", jpeg_bytes(1))})
+    assert single.json()["results"][0]["p_fake"] == results[0]["p_fake"]
+
+
+def test_bad_requests_get_clear_json_errors(service):
+    only_bad = httpx.post(f"{service}/predict", files={"files": ("x.png", b"<html>", "image/png")})
+    assert only_bad.status_code == 415 and "no usable image" in only_bad.text
+    assert httpx.post(f"{service}/predict").status_code in (400, 422)
+    big = httpx.post(f"{service}/predict", files={"files": ("big.jpg", b"\xff\xd8\xff" +
+                                                             b"0" * (2**20 + 10))})
+    assert big.status_code == 413 and "max_upload_mb" in big.json()["detail"]
+    bomb = httpx.post(f"{service}/predict", files={"files": ("bomb.png", png_header(100_000))})
+    assert bomb.status_code == 415 and bomb.json()["detail"]["results"][0]["error"] == \
+        "too_many_pixels"
+    assert httpx.post(f"{service}/explain", files={"file": ("t.txt", b"text")}).status_code == 415
+
+
+def png_header(side: int) -> bytes:
+    """A PNG whose header claims side × side pixels (no pixel data follows)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data)))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
+            + chunk(b"IEND", b""))
+
+
+def test_explain_returns_overlays(service):
+    reply = httpx.post(f"{service}/explain", files={"file": ("f.jpg", jpeg_bytes(3, fake=True))},
+                       timeout=60)
+    assert reply.status_code == 200
+    body = reply.json()
+    assert set(body["images"]) == {"input", "lime_positive", "lime_both", "gradcam"}
+    import base64
+    import io
+
+    from PIL import Image
+
+    for b64 in body["images"].values():
+        assert Image.open(io.BytesIO(base64.b64decode(b64))).size == (256, 256)
+
+
+def test_explain_beyond_capacity_answers_503_with_retry_after():
+    server, thread, url = start_server(make_app(explain_concurrency=0))
+    try:
+        reply = httpx.post(f"{url}/explain", files={"file": ("f.jpg", jpeg_bytes(3))})
+        assert reply.status_code == 503 and reply.headers["retry-after"] == "5"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_uploads_are_not_stored(service, tmp_path):
+    import os
+
+    before = set(os.listdir("/tmp"))
+    httpx.post(f"{service}/predict", files={"files": ("a.jpg", jpeg_bytes(5))})
+    assert set(os.listdir("/tmp")) - before == set()
