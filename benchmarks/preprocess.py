@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -22,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from deepfake_detector.images import is_image_path  # noqa: E402
+from deepfake_detector.memory import peak_rss_bytes  # noqa: E402
 from deepfake_detector.preprocess import decode_files  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "datasets" / "ffhq-stylegan-dev"
@@ -36,7 +36,7 @@ def generated_folder(n: int) -> Path:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_bytes() / 2**20
 
 
 def main() -> None:

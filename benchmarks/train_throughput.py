@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ CFG = {"conv": [{"filters": 128, "activation": "relu"}, {"filters": 64, "activat
 def run_one(way: str, n: int, steps: int) -> dict:
     import numpy as np
 
+    from deepfake_detector.memory import peak_rss_bytes
     from deepfake_detector.training import configure
 
     configure(42, {"deterministic": way == "deterministic"})
@@ -60,7 +60,7 @@ def run_one(way: str, n: int, steps: int) -> dict:
                   callbacks=[timer], verbose=0, shuffle=False)
     rates = [steps * bs / (times[i + 1] - times[i]) for i in (2, 4)]
     return {"way": way, "rates": rates,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_rss_bytes() / 2**20}
 
 
 def main() -> None:

@@ -109,17 +109,18 @@ def test_memory_stays_bounded_for_150k_images(tmp_path):
     """150,000 images at 64×64: peak RSS ≤ output arrays + a small working set."""
     one = write_faces(tmp_path, 1, False)[0]
     script = textwrap.dedent(f"""
-        import resource, sys
+        import sys
         sys.path.insert(0, {str(ROOT / 'src')!r})
         import numpy as np, pandas as pd
+        from deepfake_detector.memory import peak_rss_bytes
         from pathlib import Path
         from deepfake_detector.preprocess import preprocess_split
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        base = peak_rss_bytes()
         n = 150_000
         m = pd.DataFrame({{"path": [{one.name!r}] * n, "label": np.arange(n) % 2}})
         preprocess_split(m, Path({str(tmp_path / 'out.npz')!r}), root=Path({str(tmp_path)!r}),
                          raw_dir=Path({str(tmp_path)!r}), size=64, max_pixels=10**8, masks=None)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = peak_rss_bytes()
         print(base, peak)
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

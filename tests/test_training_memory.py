@@ -21,7 +21,7 @@ def test_tuned_cnn_on_150k_images_stays_within_arrays_plus_1_5_gb(tmp_path):
                  y=(np.arange(count) % 2).astype(np.uint8))
         del x
     script = textwrap.dedent(f"""
-        import resource, sys
+        import sys
         sys.path.insert(0, {str(ROOT / 'src')!r})
         from pathlib import Path
         work = Path({str(tmp_path)!r})
@@ -32,7 +32,8 @@ def test_tuned_cnn_on_150k_images_stays_within_arrays_plus_1_5_gb(tmp_path):
         train("tuned", cfg, training={{"max_steps_per_epoch": 30}}, seed=1,
               data_dir=work / "data", model_path=work / "tuned.keras",
               history_path=work / "tuned.json", root=work, image_size=64)
-        print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        from deepfake_detector.memory import peak_rss_bytes
+        print("PEAK", peak_rss_bytes())
     """)
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "CI": "1",
            "PATH": "/usr/bin:/bin"}
