@@ -230,17 +230,19 @@ def load_detector(arg: str | None, root: Path, params: dict, warn=print):
     name = params.get("register", {}).get("name", "deepfake-detector")
     uris = [arg] if arg else [f"models:/{name}@{CHAMPION}", f"models:/{name}@{CHALLENGER}"]
     for i, uri in enumerate(uris):
-        try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-        except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for "not there"
-            if arg:
-                raise FileNotFoundError(f"cannot load {uri}: {exc}") from None
-            continue
-        if i == 1:
-            warn(f"warning: {name} has no champion yet; using its challenger "
-                 "(promote it with `deepfake promote`)")
-        settings = json.loads(next(local.rglob("settings.json")).read_text())
-        return Detector.load(next(local.rglob("*.keras")), settings), uri
+        # a private temporary copy: the model is read into memory, then the copy goes
+        with tempfile.TemporaryDirectory(prefix="deepfake-model-") as tmp:
+            try:
+                local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for "not there"
+                if arg:
+                    raise FileNotFoundError(f"cannot load {uri}: {exc}") from None
+                continue
+            if i == 1:
+                warn(f"warning: {name} has no champion yet; using its challenger "
+                     "(promote it with `deepfake promote`)")
+            settings = json.loads(next(local.rglob("settings.json")).read_text())
+            return Detector.load(next(local.rglob("*.keras")), settings), uri
     raise FileNotFoundError(f"no registered {name!r} (champion or challenger): run `make repro` "
                             "first, or pass --model models/<name>.keras")
 
