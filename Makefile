@@ -32,6 +32,7 @@ repro: $(STAMP) ## run the whole pipeline (dvc repro) and print the test metrics
 	@echo; echo "Test metrics (metrics/summary.csv; every key: dvc metrics show):"
 	@column -s, -t metrics/summary.csv 2>/dev/null || cat metrics/summary.csv
 	@echo; echo "Explanations: reports/explain/index.html; their scores: metrics/explain.json"
+	@echo "Registered: models/registered.json (alias challenger). Next: $(BIN)/deepfake promote, then make serve"
 
 test: $(STAMP) ## run the whole test suite (slow tests included)
 	$(BIN)/pytest
