@@ -11,42 +11,40 @@ from conftest import ROOT
 from deepfake_detector.synthetic import SyntheticConfig, generate
 
 
+def run_benchmark(script: str, *args: str) -> tuple[str, float]:
+    """Run ``benchmarks/<script>`` to the end; its output and the ``ratio:`` it printed."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout, float(re.search(r"^ratio: ([\d.]+)$", done.stdout, re.M).group(1))
+
+
 @pytest.mark.slow
 def test_preprocess_benchmark_prints_rates_and_ratio(tmp_path):
     generate(tmp_path, SyntheticConfig(n_images=200, image_size=256))
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks/preprocess.py"),
-                           "--folder", str(tmp_path), "--repeats", "1"],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "images: 200" in done.stdout
-    rates = re.findall(r"(\d+) images/s", done.stdout)
-    ratio = float(re.search(r"^ratio: ([\d.]+)$", done.stdout, re.M).group(1))
+    out, ratio = run_benchmark("preprocess.py", "--folder", str(tmp_path), "--repeats", "1")
+    assert "images: 200" in out
+    rates = re.findall(r"(\d+) images/s", out)
     assert len(rates) == 2 and all(int(r) > 0 for r in rates)
     assert ratio == pytest.approx(int(rates[0]) / int(rates[1]), rel=0.02)
-    assert "peak RSS" in done.stdout
+    assert "peak RSS" in out
 
 
 @pytest.mark.slow
 def test_explain_benchmark_prints_both_times_and_ratio():
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks/explain.py"), "--repeats", "1",
-                           "--samples", "200", "--model", "absent.keras"],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "untrained tuned CNN" in done.stdout
-    times = [float(t) for t in re.findall(r"\s([\d.]+) s  \(", done.stdout)]
-    ratio = float(re.search(r"^ratio: ([\d.]+)$", done.stdout, re.M).group(1))
+    out, ratio = run_benchmark("explain.py", "--repeats", "1", "--samples", "200",
+                               "--model", "absent.keras")
+    assert "untrained tuned CNN" in out
+    times = [float(t) for t in re.findall(r"\s([\d.]+) s  \(", out)]
     assert len(times) == 2 and all(t > 0 for t in times)
     assert ratio == pytest.approx(times[1] / times[0], rel=0.1)
 
 
 @pytest.mark.slow
 def test_serving_benchmark_prints_latencies_ratio_and_errors():
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks/serving.py"), "--calls", "40",
-                           "--clients", "2", "--requests", "10"],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    p50 = [float(t) for t in re.findall(r"p50\s+([\d.]+) ms$", done.stdout, re.M)]
-    ratio = float(re.search(r"^ratio: ([\d.]+)$", done.stdout, re.M).group(1))
+    out, ratio = run_benchmark("serving.py", "--calls", "40", "--clients", "2",
+                               "--requests", "10")
+    p50 = [float(t) for t in re.findall(r"p50\s+([\d.]+) ms$", out, re.M)]
     assert len(p50) == 2 and ratio == pytest.approx(p50[1] / p50[0], rel=0.1)
     assert re.search(r"throughput \d+ requests/s; latency p50 [\d.]+ ms, p99 [\d.]+ ms; "
-                     r"errors 0", done.stdout)
+                     r"errors 0", out)

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,17 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ROOT
+from helpers import free_port, start_server
 from pipeline_fixture import BIN, pipeline_env, sh
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots; CI keeps this folder
 CHROMIUM = "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, seconds: float, proc=None) -> None:
@@ -127,8 +121,6 @@ def browser():
 
 
 def test_page_upload_shows_the_verdict(champion, browser):
-    from test_service import start_server
-
     from deepfake_detector.config import load_params
     from deepfake_detector.registry import load_detector
     from deepfake_detector.service import create_app, model_card

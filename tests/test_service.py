@@ -1,38 +1,15 @@
 """The web service over a real HTTP server on 127.0.0.1: the JSON API, its limits and errors,
 and the OpenAPI schema."""
 
-import socket
-import threading
-import time
 
 import httpx
 import pytest
 import yaml
 from conftest import ROOT
-from helpers import jpeg_bytes
+from helpers import jpeg_bytes, start_server
 
 from deepfake_detector.inference import Detector
 from deepfake_detector.service import create_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(app):
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(),
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{server.config.port}"
 
 
 def make_app(explain_concurrency=1, max_upload_mb=1):

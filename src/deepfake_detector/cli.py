@@ -115,22 +115,21 @@ def cmd_explain(args) -> int:
     except ImageRejected as exc:
         raise ValueError(f"{args.image}: {exc.reason}") from None
     cfg = params.get("explain", {})
-    segments = explanation.slic_segments(image, **cfg.get("segments", {}))
-    lime = explanation.lime_explain(image, detector._predict, segments,
-                                    int(cfg.get("num_samples", 1000)), params["base"]["seed"])
-    positive, both = explain_report.lime_panels(image, segments, lime.weights)
     cam = explanation.gradcam_function(detector.model, cfg.get("gradcam_min_size", 8))
-    p = float(detector.probabilities(image[None])[0])
+    explained = explain_report.explain_image(detector, image, cfg, params["base"]["seed"], cam)
+    p = explained["p_fake"]
     label = "fake" if p >= detector.threshold else "real"
     out = Path(args.out or f"{Path(args.image).stem}_explained")
     out.mkdir(parents=True, exist_ok=True)
     figure = explain_report.example_figure(
         out / "explanation.png", image, f"{Path(args.image).name}: {label} (P(fake) {p:.3f})",
-        [("LIME: top regions for fake", positive), ("LIME: fake (green) / real (red)", both),
-         ("Grad-CAM", cam(image[None])[0][0])], None)
+        [("LIME: top regions for fake", explained["positive"]),
+         ("LIME: fake (green) / real (red)", explained["both"]),
+         ("Grad-CAM", explained["gradcam"])], None)
     (out / "explanation.json").write_text(json.dumps(
         {"file": args.image, "p_fake": p, "label": label, "face_found": face,
-         "threshold": detector.threshold, "lime_weights": lime.weights.tolist()}, indent=2))
+         "threshold": detector.threshold,
+         "lime_weights": explained["lime"].weights.tolist()}, indent=2))
     print(f"{args.image}: {label} (P(fake) {p:.3f}); wrote {figure} and explanation.json")
     return 0
 

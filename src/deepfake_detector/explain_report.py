@@ -23,6 +23,20 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def explain_image(detector, image: np.ndarray, cfg: dict, seed: int, cam) -> dict:
+    """One prepared image explained for a user (CLI and service): its calibrated P(fake),
+    LIME (``cfg`` is the ``explain`` params) with both of the study's views, and the Grad-CAM
+    map of ``cam`` (an ``explanation.gradcam_function``)."""
+    from . import explanation
+
+    segments = explanation.slic_segments(image, **cfg.get("segments", {}))
+    lime = explanation.lime_explain(image, detector.uncalibrated, segments,
+                                    int(cfg.get("num_samples", 1000)), seed)
+    positive, both = lime_panels(image, segments, lime.weights)
+    return {"p_fake": float(detector.probabilities(image[None])[0]), "lime": lime,
+            "positive": positive, "both": both, "gradcam": cam(image[None])[0][0]}
+
+
 def lime_panels(image: np.ndarray, segments: np.ndarray, weights: np.ndarray,
                 top: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """The study's two LIME views: the ``top`` segments that push toward "fake" (the rest

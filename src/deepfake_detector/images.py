@@ -85,9 +85,7 @@ def _fast_jpeg(data: bytes, size: int, max_pixels: int, crop: float) -> np.ndarr
     if arr.shape[:2] == (size, size) and crop == 1.0:
         return arr
     img = Image.fromarray(arr)
-    return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR,
-                                 box=centre_box(*img.size, crop), reducing_gap=None),
-                      dtype=np.uint8)
+    return square_resize(img, size, centre_box(*img.size, crop))
 
 
 def read_bytes(source: str | os.PathLike | bytes) -> bytes:

@@ -48,7 +48,7 @@ class Detector:
 
     def __init__(self, model, settings: dict):
         self.model, self.settings = model, settings
-        self._predict = compiled_predict(model)
+        self.uncalibrated = compiled_predict(model)  # the model's own P(fake): what LIME explains
 
     @classmethod
     def load(cls, model_path, settings: dict) -> Detector:
@@ -64,7 +64,8 @@ class Detector:
         """Calibrated P(fake) of uint8 images already at the model's size."""
         from .evaluation import apply_temperature
 
-        return apply_temperature(self._predict(x), float(self.settings.get("temperature", 1.0)))
+        return apply_temperature(self.uncalibrated(x),
+                                 float(self.settings.get("temperature", 1.0)))
 
     def prepare(self, source, face_crop: bool | None = None):
         face = dict(self.settings.get("face_crop") or {})

@@ -30,16 +30,13 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
                 p >= self.detector.threshold, "fake", "real"), "face_found": None, "error": ""})
         if isinstance(model_input, pd.DataFrame) and "image" in model_input.columns:
             sources = [_decode_b64(v) for v in model_input["image"]]
-            rows = [r if isinstance(s, bytes) else {**_empty(), "error": "not_base64"}
-                    for s, r in zip(sources, self.detector.score(
-                        [s if isinstance(s, bytes) else b"" for s in sources]))]
+            rows = self.detector.score([s if s is not None else b"" for s in sources])
+            for row, source in zip(rows, sources):
+                if source is None:
+                    row["error"] = "not_base64"
             return pd.DataFrame(rows)[columns]
         raise ValueError("expected a DataFrame with a column 'image' of base64-encoded image "
                          "files, or a uint8 array N×H×W×3")
-
-
-def _empty() -> dict:
-    return {"p_fake": None, "label": None, "face_found": None}
 
 
 def _decode_b64(value):

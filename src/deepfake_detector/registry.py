@@ -45,7 +45,7 @@ def register(root: Path, params: dict) -> dict:
     settings = settings_for(root, params, model)
     model_file = root / "models" / f"{model}.keras"
     print_ = fingerprint(model_file, settings)
-    mlflow_ = tracking.setup(root)
+    tracking.setup(root)
     client = mlflow.MlflowClient()
     try:
         client.get_registered_model(name)
@@ -58,15 +58,16 @@ def register(root: Path, params: dict) -> dict:
         version = max(existing, key=lambda v: int(v.version))
         created = False
     else:
-        version, created = _new_version(root, params, client, mlflow_, name, model,
-                                        model_file, settings, print_), True
+        version, created = _new_version(root, name, model, model_file, settings, print_), True
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     return {"name": name, "version": int(version.version), "alias": CHALLENGER,
             "model": model, "run_id": version.run_id, "fingerprint": print_,
             "model_uri": f"models:/{name}/{version.version}", "created": created}
 
 
-def _new_version(root, params, client, mlflow, name, model, model_file, settings, print_):
+def _new_version(root, name, model, model_file, settings, print_):
+    import mlflow
+
     from .pyfunc import DeepfakeDetectorModel
 
     metrics = json.loads((root / "metrics" / f"{model}.json").read_text())

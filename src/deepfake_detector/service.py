@@ -104,20 +104,17 @@ def create_app(detector, card: dict, params: dict):
                 image, face = detector.prepare(data)
             except ImageRejected as exc:
                 raise HTTPException(415, f"{file.filename}: {exc.reason}") from None
-            p = float(detector.probabilities(image[None])[0])
-            segments = explanation.slic_segments(image, **explain_cfg.get("segments", {}))
-            lime = explanation.lime_explain(image, detector._predict, segments,
-                                            int(explain_cfg.get("num_samples", 1000)))
-            positive, both = explain_report.lime_panels(image, segments, lime.weights)
-            heat = cam(image[None])[0][0]
+            explained = explain_report.explain_image(detector, image, explain_cfg, 0, cam)
         finally:
             explain_slots.release()
+        p = explained["p_fake"]
         return {"file": file.filename, "p_fake": round(p, 6),
                 "label": "fake" if p >= detector.threshold else "real", "face_found": face,
                 "threshold": detector.threshold, "images": {
-                    "input": png_base64(image), "lime_positive": png_base64(positive * 255),
-                    "lime_both": png_base64(both * 255),
-                    "gradcam": png_base64(heat_overlay(image, heat))}}
+                    "input": png_base64(image),
+                    "lime_positive": png_base64(explained["positive"] * 255),
+                    "lime_both": png_base64(explained["both"] * 255),
+                    "gradcam": png_base64(heat_overlay(image, explained["gradcam"]))}}
 
     return app
 
