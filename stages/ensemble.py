@@ -5,6 +5,8 @@ import json
 import numpy as np
 from _common import ROOT, load_params, run_stage
 
+from deepfake_detector.atomic import atomic_path, write_text
+
 
 def main():
     import keras
@@ -20,7 +22,8 @@ def main():
                for m in cfg["members"]]
     val = load_split(ROOT / "data" / "processed" / "val.npz")
     model, oof = ensemble.build(members, val, cfg, seed, params["preprocess"]["image_size"])
-    model.save(ROOT / "models" / "ensemble.keras")
+    with atomic_path(ROOT / "models" / "ensemble.keras") as tmp:
+        model.save(tmp)
     mlflow = tracking.setup(ROOT)
     with mlflow.start_run(run_name="ensemble") as run:
         mlflow.set_tags(tracking.run_tags(ROOT, "ensemble", [ROOT / "data/processed/val.npz"],
@@ -29,13 +32,13 @@ def main():
         if oof is not None:
             mlflow.log_metric("val_oof_accuracy", float(np.mean((oof >= 0.5) == val["y"])))
         tracking.log_keras_model(model, val["x"][:1])
-    (ROOT / "metrics" / "train").mkdir(parents=True, exist_ok=True)
-    (ROOT / "metrics" / "train" / "ensemble.json").write_text(json.dumps(
+    write_text(ROOT / "metrics" / "train" / "ensemble.json", json.dumps(
         {"model": "ensemble", "run_id": run.info.run_id, "method": cfg["method"],
          "members": cfg["members"], "history": []}, indent=2) + "\n")
     # evaluate picks the ensemble's threshold on these (None: nothing was fitted on val)
-    np.savez(ROOT / "models" / "ensemble_val_scores.npz",
-             p=oof if oof is not None else np.zeros(0, np.float32), paths=val["paths"])
+    with atomic_path(ROOT / "models" / "ensemble_val_scores.npz") as tmp:
+        np.savez(tmp, p=oof if oof is not None else np.zeros(0, np.float32),
+                 paths=val["paths"])
     print(f"ensemble ({cfg['method']}) of {', '.join(cfg['members'])} saved")
 
 

@@ -6,6 +6,8 @@ import json
 import numpy as np
 from _common import ROOT, load_params, run_stage
 
+from deepfake_detector.atomic import write_text
+
 
 def main():
     import keras
@@ -44,7 +46,7 @@ def main():
         test_scores[name] = (test["y"], apply_temperature(p_test, result["temperature"]))
         reporting.write_plot_data(ROOT / "metrics" / "plots", name, *test_scores[name],
                                   result["threshold"])
-        (ROOT / "metrics" / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_text(ROOT / "metrics" / f"{name}.json", json.dumps(result, indent=2) + "\n")
         print(f"{name:9s} on test: " + ", ".join(
             f"{k}={result[k]:.4f}" for k in ("accuracy", "recall", "roc_auc", "ece")) +
               f" (uncalibrated ece={result['ece_uncalibrated']:.4f})")

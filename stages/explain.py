@@ -6,6 +6,8 @@ import json
 
 from _common import ROOT, load_params, run_stage
 
+from deepfake_detector.atomic import write_text
+
 
 def main():
     from deepfake_detector import tracking
@@ -15,9 +17,9 @@ def main():
     out_dir = ROOT / "reports" / "explain"
     result = run(ROOT, params, out_dir)
     metrics = {**result["scores"], "aggregate": result["aggregate"]}
-    (ROOT / "metrics" / "explain.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (ROOT / "reports" / "timings.json").write_text(
-        json.dumps({"explain": result["timings"]}, indent=2) + "\n")
+    write_text(ROOT / "metrics" / "explain.json", json.dumps(metrics, indent=2) + "\n")
+    write_text(ROOT / "reports" / "timings.json",
+               json.dumps({"explain": result["timings"]}, indent=2) + "\n")
     history = ROOT / "metrics" / "train" / f"{params['explain']['model']}.json"
     mlflow = tracking.setup(ROOT)
     with mlflow.start_run(run_id=json.loads(history.read_text())["run_id"]):

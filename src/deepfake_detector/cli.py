@@ -152,11 +152,10 @@ def cmd_models(args) -> int:
     if not rows:
         raise ValueError(f"no versions of {name!r} yet: run `make repro` (the register stage)")
     if args.lineage is not None:
-        row = next((r for r in rows if r["version"] == args.lineage), None)
-        if row is None:
-            raise ValueError(f"{name!r} has no version {args.lineage}")
-        print(json.dumps({k: row[k] for k in ("version", "aliases", "run_id", "tags")},
-                         indent=2))
+        if args.lineage not in {r["version"] for r in rows}:
+            raise ValueError(f"{name!r} has no version {args.lineage} (it has "
+                             f"{', '.join(str(r['version']) for r in rows)})")
+        print(json.dumps(registry.lineage(name, args.lineage), indent=2))
         return 0
     print(f"{'version':>7s}  {'aliases':20s}  {'model':9s}  accuracy  recall  roc_auc")
     for r in rows:
@@ -246,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -30,10 +30,20 @@ def main_checkout(root: Path) -> Path:
     return root.resolve()
 
 
-def load_params(root: Path | None = None) -> dict:
+def load_params(root: Path | None = None, check: bool = True) -> dict:
+    """``params.yaml``, checked (unknown keys, types, ranges) before anything uses it."""
+    from .params_check import ParamsError, validate
+
     path = (root or project_root()) / "params.yaml"
-    with open(path) as fh:
-        return yaml.safe_load(fh) or {}
+    if not path.exists():
+        raise FileNotFoundError(f"no params.yaml in {path.parent}: run this inside the "
+                                "project's checkout")
+    try:
+        with open(path) as fh:
+            params = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    return validate(params, str(path)) if check else params
 
 
 def copy_checkout(root: Path, dest: Path, params: dict) -> Path:

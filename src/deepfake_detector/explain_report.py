@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path, write_text
+
 
 def _plt():
     import matplotlib
@@ -18,7 +20,8 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", metadata={"Software": None})
     _plt().close(fig)
     return path
 
@@ -143,5 +146,5 @@ def index_page(path: Path, model: str, rows: list[dict], scores: dict, aggregate
             f"<details><summary>first-layer activations</summary>"
             f"<img src='{esc(row['activations'])}' alt='activations'></details>")
     parts.append("</body></html>")
-    path.write_text("\n".join(parts) + "\n")
+    write_text(path, "\n".join(parts) + "\n")
     return path

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .atomic import atomic_path
 from .images import ImageRejected, load_image, resize_mask
 
 CHUNK = 64
@@ -79,7 +80,7 @@ def preprocess_split(manifest: pd.DataFrame, out_path: Path, *, root: Path, raw_
             if name in masks:
                 m[row] = resize_mask(masks[name], size, crop)
         arrays["masks"] = m
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out_path, **arrays)
+    with atomic_path(out_path) as tmp:
+        np.savez(tmp, **arrays)
     return [{"file": manifest["path"].iloc[i], "stage": "preprocess", "reason": r}
             for i, r in sorted(reasons.items())]

@@ -13,6 +13,7 @@ from . import tracking
 CHALLENGER, CHAMPION = "challenger", "champion"
 HISTORY_TAG = "champion_history"  # on the registered model: champions in order, for rollback
 GATE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision")
+LINEAGE_PREFIXES = ("git.", "dvc.md5.", "data.hash", "weights", "distribute", "replicas")
 
 
 def settings_for(root: Path, params: dict, model: str) -> dict:
@@ -85,11 +86,14 @@ def _new_version(root, name, model, model_file, settings, print_):
             code_paths=[str(Path(__file__).parent)],
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
                               "pillow", "simplejpeg", "opencv-python-headless<5", "pandas"])
+    trained = mlflow.MlflowClient().get_run(run_id).data.tags
     tags = {"fingerprint": print_, "model": model, "dvc.stage": "register",
-            "git.commit": tracking.git_commit(root), "data.source": str(source.get("source")),
+            "registered.git.commit": tracking.git_commit(root),
+            "data.source": str(source.get("source")),
             "data.sha256": str(source.get("sha256") or ""),
-            "data.hash": tracking.files_hash([root / "data/processed/train.npz"]),
-            "threshold": str(settings["threshold"]), "temperature": str(settings["temperature"])}
+            "threshold": str(settings["threshold"]), "temperature": str(settings["temperature"]),
+            # lineage: the commit, data and weights the model was trained from
+            **{k: v for k, v in trained.items() if k.startswith(LINEAGE_PREFIXES)}}
     tags.update({f"test_{k}": str(metrics[k]) for k in GATE_METRICS if metrics.get(k) is not None})
     return mlflow.register_model(info.model_uri, name, tags=tags)
 
@@ -207,6 +211,21 @@ def list_versions(name: str) -> list[dict]:
                      "model": v.tags.get("model", ""), **version_metrics(v),
                      "tags": dict(v.tags), "run_id": v.run_id})
     return rows
+
+
+def lineage(name: str, number: int) -> dict:
+    """What version ``number`` was made from: its tags (commit, dirty flag, data md5s as in
+    dvc.lock, pretrained weights) and its training run's status and params."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    version = client.get_model_version(name, str(number))
+    aliases = sorted(a for a, v in client.get_registered_model(name).aliases.items()
+                     if str(v) == str(number))
+    run = client.get_run(version.run_id)
+    return {"name": name, "version": number, "aliases": aliases, "run_id": version.run_id,
+            "run_status": run.info.status, "tags": dict(sorted(version.tags.items())),
+            "params": dict(sorted(run.data.params.items()))}
 
 
 def load_detector(arg: str | None, root: Path, params: dict, warn=print):

@@ -10,14 +10,15 @@ import numpy as np
 from sklearn import calibration as skc
 from sklearn import metrics as skm
 
+from .atomic import atomic_path
+
 SUMMARY_COLUMNS = ["model", "accuracy", "precision", "recall", "f1", "roc_auc",
                    "average_precision", "eer", "log_loss", "brier", "ece", "ece_uncalibrated",
                    "temperature", "threshold"]
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
@@ -67,7 +68,8 @@ def write_figures(fig_dir: Path, scores: dict[str, tuple], results: dict[str, di
 
     def save(fig, name):
         path = fig_dir / name
-        fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", metadata={"Software": None})
         plt.close(fig)
         written.append(path)
 

@@ -34,13 +34,60 @@ def setup(root: Path):
     return mlflow
 
 
-def git_commit(root: Path) -> str:
+def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10)
-        return out.stdout.strip() or "none"
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                             timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return "none"
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit(root: Path) -> str:
+    return (_git(root, "rev-parse", "HEAD") or "").strip() or "none"
+
+
+def pipeline_outputs(root: Path) -> list[str]:
+    """Every path dvc.yaml's stages write (``dvc.lock`` lists them after a run)."""
+    import yaml
+
+    lock = root / "dvc.lock"
+    if not lock.exists():
+        return []
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    return sorted({out["path"] for stage in stages.values() for out in stage.get("outs", [])})
+
+
+def git_changes(root: Path) -> list[str] | None:
+    """Tracked files that differ from the commit, leaving out the pipeline's own outputs and
+    ``dvc.lock`` (a `dvc repro` rewrites those as it goes): the code or params that a run used
+    but that no commit holds. ``None`` outside a git checkout."""
+    excluded = [f":(exclude){p}" for p in ("dvc.lock", *pipeline_outputs(root))]
+    out = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded)
+    if out is None:
+        return None
+    return sorted(line[3:] for line in out.splitlines() if line.strip())
+
+
+def dvc_md5(path: Path) -> str:
+    """The md5 that DVC records for a file dependency in ``dvc.lock``."""
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def lineage_tags(root: Path, data_files: list[Path]) -> dict:
+    """Git commit and dirty flag, and each data file's DVC md5 (as in ``dvc.lock``)."""
+    changes = git_changes(root)
+    tags = {"git.commit": git_commit(root),
+            "git.dirty": "unknown" if changes is None else str(bool(changes)).lower()}
+    if changes:
+        tags["git.changed_files"] = ", ".join(changes)[:500]
+    for path in data_files:
+        tags[f"dvc.md5.{path.relative_to(root).as_posix()}"] = dvc_md5(path)
+    return tags
 
 
 def files_hash(paths: list[Path]) -> str:
@@ -65,7 +112,7 @@ def flatten(d: dict, prefix: str = "", sep: str = ".") -> dict:
 
 def run_tags(root: Path, stage: str, data_files: list[Path], **extra) -> dict:
     """The tags that tie a run to its code and data."""
-    return {"dvc.stage": stage, "git.commit": git_commit(root),
+    return {"dvc.stage": stage, **lineage_tags(root, data_files),
             "data.hash": files_hash(data_files), **extra}
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import tracking
+from .atomic import atomic_path, write_text
 from .datasets import batches, load_split
 
 
@@ -162,27 +163,32 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
         else:
             history = _fit_keras(model, train_split, val_split, cfg, training, seed, log_epoch)
         seconds = time.perf_counter() - started
-        # Every worker saves (collective ops need all of them); only the chief's file is kept.
-        target = model_path if chief else model_path.parent / f".worker{index}-{model_path.name}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        model.save(target)
-        if not chief:
-            target.unlink()
+        if not chief:  # every worker saves (collective ops need all); only the chief's is kept
+            scratch = model_path.parent / f".worker{index}-{model_path.name}"
+            scratch.parent.mkdir(parents=True, exist_ok=True)
+            model.save(scratch)
+            scratch.unlink()
             return {"model": name, "worker": index}
-        tracking.log_keras_model(model, train_split["x"][:1])
-        mlflow.log_metric("train_seconds", seconds)
-        epochs = len(history.get("loss", []))
-        record = {"model": name, "run_id": run.info.run_id, "epochs_run": epochs,
-                  "replicas": strategy.num_replicas_in_sync if strategy else 1,
-                  "weights": (pretrained or {}).get("used", "none"),
-                  "history": [{"epoch": e, **{k: float(v[e]) for k, v in history.items()}}
-                              for e in range(epochs)]}
+        # The model gets its real name last, after its run and history are recorded: a stage
+        # interrupted before that leaves no models/<name>.keras behind.
+        with atomic_path(model_path) as unfinished:
+            model.save(unfinished)
+            tracking.log_keras_model(model, train_split["x"][:1])
+            mlflow.log_metric("train_seconds", seconds)
+            epochs = len(history.get("loss", []))
+            record = {"model": name, "run_id": run.info.run_id, "epochs_run": epochs,
+                      "replicas": strategy.num_replicas_in_sync if strategy else 1,
+                      "weights": (pretrained or {}).get("used", "none"),
+                      "history": [{"epoch": e, **{k: float(v[e]) for k, v in history.items()}}
+                                  for e in range(epochs)]}
+            write_text(history_path, json.dumps(record, indent=2) + "\n")
         status = "FINISHED"
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM turned into one by cli_errors.run_stage
+        status = "KILLED"
+        raise
     finally:
         if run is not None:
             mlflow.end_run(status=status)
-    history_path.parent.mkdir(parents=True, exist_ok=True)
-    history_path.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 

@@ -1,0 +1,104 @@
+"""Faults: a training stage killed with SIGTERM (the stage process alone, as a scheduler or the
+OOM guard would) or SIGINT (Ctrl-C: the whole process group) leaves no model file, its MLflow
+run ends KILLED, and the next `dvc repro` trains cleanly. Atomic writes keep old files whole."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+import yaml
+from conftest import ROOT
+from pipeline_fixture import BIN, pipeline_env, sh
+
+from deepfake_detector.atomic import atomic_path, write_text
+from deepfake_detector.config import copy_checkout
+
+
+def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
+    target = write_text(tmp_path / "out.json", "old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise KeyboardInterrupt
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "out.json"]
+    write_text(target, "new")
+    assert target.read_text() == "new" and len(list(tmp_path.iterdir())) == 1
+
+
+def runs(repo, name):
+    """(status, number of logged metric values) of each MLflow run named ``name``."""
+    db = repo / "mlflow.db"
+    if not db.exists():
+        return []
+    with sqlite3.connect(db, timeout=30) as con:
+        try:
+            return con.execute(
+                "SELECT r.status, (SELECT COUNT(*) FROM metrics m WHERE m.run_uuid = r.run_uuid) "
+                "FROM runs r WHERE r.name = ? ORDER BY r.start_time", (name,)).fetchall()
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+
+
+def stage_pids(repo, script):
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            cmd = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            if (any(part.decode(errors="replace").endswith(script) for part in cmd)
+                    and os.readlink(f"/proc/{entry}/cwd") == str(repo)):
+                pids.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def start_and_kill(repo, signum, whole_group):
+    """`dvc repro train@baseline`, killed once its run has logged an epoch."""
+    before = len(runs(repo, "baseline"))
+    proc = subprocess.Popen([str(BIN / "dvc"), "repro", "train@baseline"], cwd=repo,
+                            env=pipeline_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        now = runs(repo, "baseline")
+        if len(now) > before and now[-1][0] == "RUNNING" and now[-1][1] > 0:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, f"training ended before it could be killed:\n{proc.stdout.read()}"
+    if whole_group:
+        os.killpg(proc.pid, signum)
+    else:
+        (pid,) = stage_pids(repo, "stages/train.py")
+        os.kill(pid, signum)
+    out, _ = proc.communicate(timeout=120)
+    return proc.returncode, out
+
+
+@pytest.mark.slow
+def test_killed_training_leaves_no_model_and_a_killed_run(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["synthetic"]["n_images"] = 200
+    baseline = params["train"]["baseline"]
+    baseline["epochs"] = 40  # long enough to be killed mid-way: no early stop below
+    baseline["early_stopping"]["patience"] = 100
+    repo = copy_checkout(ROOT, tmp_path / "repo", params)
+    for signum, whole_group in ((signal.SIGTERM, False), (signal.SIGINT, True)):
+        code, out = start_and_kill(repo, signum, whole_group)
+        assert code != 0, out[-2000:]
+        if not whole_group:  # the stage itself says what happened
+            assert f"interrupted by {signal.Signals(signum).name}" in out, out[-2000:]
+        assert not (repo / "models/baseline.keras").exists()
+        assert not (repo / "metrics/train/baseline.json").exists()
+        assert [p.name for p in (repo / "models").iterdir() if "baseline" in p.name] == []
+        assert runs(repo, "baseline")[-1][0] == "KILLED", (signum, runs(repo, "baseline"))
+    assert not stage_pids(repo, "stages/train.py")
+    done = sh([str(BIN / "dvc"), "repro", "train@baseline"], repo)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (repo / "models/baseline.keras").stat().st_size > 0
+    assert [r[0] for r in runs(repo, "baseline")] == ["KILLED", "KILLED", "FINISHED"]
+    status = sh([str(BIN / "dvc"), "status", "train@baseline"], repo)
+    assert "up to date" in status.stdout, status.stdout
