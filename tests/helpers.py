@@ -198,3 +198,20 @@ def start_server(app):
             break
         time.sleep(0.05)
     return server, thread, f"http://127.0.0.1:{server.config.port}"
+
+
+def wait_http(url: str, seconds: float, proc=None) -> None:
+    """Wait until ``url`` answers below 500 (a server starting up); fail if ``proc`` exits."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{proc.args[:3]} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {seconds} s")

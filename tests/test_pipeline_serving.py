@@ -8,32 +8,17 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import ROOT
-from helpers import free_port, start_server
+from helpers import free_port, start_server, wait_http
 from pipeline_fixture import BIN, pipeline_env, sh
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots; CI keeps this folder
 CHROMIUM = "/usr/bin/chromium"
-
-
-def wait_http(url: str, seconds: float, proc=None) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"{proc.args[:3]} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
 def first_fake(repo: Path) -> Path:

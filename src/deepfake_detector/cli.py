@@ -52,7 +52,7 @@ def cmd_predict(args) -> int:
 
 
 def _write_rows(rows: list[dict], out: str | None) -> None:
-    if out and out.endswith(".json"):
+    if out and out.lower().endswith(".json"):
         Path(out).write_text(json.dumps(rows, indent=2) + "\n")
     elif out:
         with open(out, "w", newline="") as fh:
@@ -198,6 +198,24 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _out_file(*suffixes: str):
+    """An --out FILE: one of ``suffixes``, in a folder that exists (checked before any work)."""
+    def check(value: str) -> str:
+        path = Path(value)
+        if path.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f"{value!r}: must end in {' or '.join(suffixes)}")
+        if not path.parent.resolve().is_dir():
+            raise argparse.ArgumentTypeError(f"{value!r}: no folder {path.parent}")
+        return value
+    return check
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r}: a port is a number from 0 to 65535")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepfake", description=(
         "Deepfake face-image detector. The pipeline runs with `dvc repro` (or `make repro`); "
@@ -213,13 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("predict", cmd_predict, "score images: P(fake) and a label per file")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
-    p.add_argument("--out", help="also write FILE.csv (file,p_fake,label,error) or FILE.json")
+    p.add_argument("--out", type=_out_file(".csv", ".json"),
+                   help="also write FILE.csv (file,p_fake,label,error) or FILE.json")
     p.add_argument("--no-face-crop", action="store_true", help="score whole images")
     p = command("evaluate", cmd_evaluate, "metrics of a model on your own labelled folder")
     p.add_argument("--data", required=True, help="a folder with real/ and fake/ images "
                    "(any layout the split stage understands)")
     p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
-    p.add_argument("--out", help="write the metrics to FILE.json")
+    p.add_argument("--out", type=_out_file(".json"), help="write the metrics to FILE.json")
     p = command("explain", cmd_explain, "LIME and Grad-CAM images for one file")
     p.add_argument("image")
     p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
@@ -233,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("rollback", cmd_rollback, "give champion back to the previous champion")
     p = command("serve", cmd_serve, "the web page and JSON API")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
     return parser
 

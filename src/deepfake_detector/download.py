@@ -156,6 +156,11 @@ def download(source: str, cache_dir: Path, sha256: str | None = None,
         elif resp.status_code >= 400:
             raise DownloadError(f"Cannot download {source}: HTTP {resp.status_code} "
                                 f"{resp.reason}. Check data.source.")
+        elif "text/html" in resp.headers.get("Content-Type", ""):
+            resp.close()  # nothing is cached: a web page is not the dataset
+            raise DownloadError(f"Cannot download {source}: the server sent a web page "
+                                "(text/html), not a zip archive. The link is probably a "
+                                "sharing or login page: use a direct download link.")
     name = fallback
     if resp is not None:
         name = _filename_from_headers(resp.headers, fallback)

@@ -243,7 +243,11 @@ def load_detector(arg: str | None, root: Path, params: dict, warn=print):
             **settings_for_defaults(params), "model": path.stem}
         if not metrics.exists():
             warn(f"warning: no {metrics.relative_to(root)}: uncalibrated, threshold 0.5")
-        return Detector.load(path, settings), str(path)
+        try:  # Keras safe mode: a file with Lambda layers or arbitrary code is refused
+            return Detector.load(path, settings), str(path)
+        except (ValueError, OSError, TypeError) as exc:
+            raise ValueError(f"{path} is not a Keras model this project can load safely: "
+                             f"{str(exc).splitlines()[0][:300]}") from None
     import mlflow
 
     tracking.setup(root)

@@ -37,7 +37,9 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
 
 def create_app(detector, card: dict, params: dict):
     from fastapi import FastAPI, File, HTTPException, UploadFile
-    from fastapi.responses import HTMLResponse
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse
 
     from . import explain_report, explanation
 
@@ -48,6 +50,14 @@ def create_app(detector, card: dict, params: dict):
     cam = explanation.gradcam_function(detector.model, explain_cfg.get("gradcam_min_size", 8))
     app = FastAPI(title="deepfake-detector", version=str(card.get("version", "")),
                   description="P(fake) of face images, with explanations. 1 = fake.")
+
+    @app.exception_handler(RequestValidationError)
+    def bad_request(request, exc):
+        # The contract's 400, not FastAPI's 422: a body that is not the expected multipart.
+        return JSONResponse(status_code=400, content={"detail": {
+            "message": "send multipart/form-data with image files in the field 'files' "
+                       "(/predict) or 'file' (/explain)",
+            "errors": jsonable_encoder(exc.errors(), custom_encoder={bytes: repr})}})
 
     def read(upload: UploadFile) -> bytes:
         data = upload.file.read(max_bytes + 1)

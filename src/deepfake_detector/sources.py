@@ -10,6 +10,7 @@ import json
 import shutil
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -86,12 +87,30 @@ def check_zip(zf: zipfile.ZipFile, limits: ExtractLimits) -> list[zipfile.ZipInf
     return keep
 
 
+def _not_a_zip(archive: Path, exc: Exception) -> SourceError:
+    with open(archive, "rb") as fh:
+        head = fh.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml")):
+        return SourceError(f"{archive} is an HTML page, not a zip archive: the link points to "
+                           "a web page (a sharing, login or error page). Use a direct "
+                           "download link, or download it in a browser and set data.source "
+                           "to the .zip file.")
+    return SourceError(f"{archive} is not a readable zip archive ({exc}); it may be "
+                       "truncated: download it again.")
+
+
+DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, UnicodeDecodeError, NotImplementedError)
+
+
 def extract_zip(archive: Path, out_dir: Path, limits: ExtractLimits) -> int:
     """Check every entry first (nothing is written for a hostile archive), then extract."""
     try:
         zf = zipfile.ZipFile(archive)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{archive}: an entry's name is marked UTF-8 but is not ({exc}); "
+                          "re-create the archive.") from None
     except (zipfile.BadZipFile, OSError) as exc:
-        raise SourceError(f"{archive} is not a readable zip archive ({exc}).") from None
+        raise _not_a_zip(archive, exc) from None
     with zf:
         entries = check_zip(zf, limits)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -104,32 +123,69 @@ def extract_zip(archive: Path, out_dir: Path, limits: ExtractLimits) -> int:
                     raise SourceError(f"Refusing archive entry {info.filename!r}.")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 written = 0
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    for block in iter(lambda: src.read(1 << 20), b""):
-                        written += len(block)
-                        if written > info.file_size:  # the header lied about the size
-                            raise SourceError(f"Refusing archive: entry {info.filename!r} "
-                                              "is larger than its header says.")
-                        dst.write(block)
+                try:
+                    with zf.open(info) as src, open(target, "wb") as dst:
+                        for block in iter(lambda: src.read(1 << 20), b""):
+                            written += len(block)
+                            if written > info.file_size:  # the header lied about the size
+                                raise SourceError(f"Refusing archive: entry {info.filename!r} "
+                                                  "is larger than its header says.")
+                            dst.write(block)
+                except DAMAGED as exc:
+                    raise SourceError(f"{archive} is damaged at entry {info.filename!r} "
+                                      f"({exc}); download it again.") from None
                 bar.update(written)
     return len(entries)
 
 
-def copy_folder(folder: Path, out_dir: Path) -> int:
-    """Copy the image files of ``folder`` (never link: DVC may make cache files read-only)."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_path(p)
-                   and not _skip_entry(p.relative_to(folder).as_posix()))
+def readable_name(path: str) -> str:
+    """A file name that is not valid UTF-8, shown with its raw bytes escaped (\\xe9)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def copy_folder(folder: Path, out_dir: Path) -> list[str]:
+    """Copy the image files of ``folder`` (never link: DVC may make cache files read-only).
+    Returns the files left out because their names are not valid UTF-8: manifests, DVC and
+    MLflow store names as text, so such a file could not be tracked. Rename them to use them."""
+    files, skipped = [], []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if not (p.is_file() and is_image_path(p)) or _skip_entry(rel):
+            continue
+        try:
+            rel.encode("utf-8")
+            files.append(p)
+        except UnicodeEncodeError:
+            skipped.append(readable_name(rel))
     for path in tqdm(files, desc=f"copy {folder.name}", unit="file", disable=None):
         target = out_dir / path.relative_to(folder)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
-    return len(files)
+    return skipped
 
 
 def fetch(source: str, out_dir: Path, *, root: Path, cache_dir: Path, sha256: str | None = None,
           synthetic_cfg: synthetic.SyntheticConfig | None = None,
           limits: ExtractLimits = ExtractLimits(), gdrive_base: str | None = None) -> dict:
-    """Fill ``out_dir`` from ``source``; returns what ``data/raw/source.json`` records."""
+    """Fill ``out_dir`` from ``source``; returns what ``data/raw/source.json`` records.
+
+    Everything lands in a hidden sibling folder first and gets its real name only when the
+    whole source is in: a failed or interrupted fetch leaves no half-filled ``out_dir``."""
+    partial = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        record = _fill(source, partial, root=root, cache_dir=cache_dir, sha256=sha256,
+                       synthetic_cfg=synthetic_cfg, limits=limits, gdrive_base=gdrive_base)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        partial.rename(out_dir)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return record
+
+
+def _fill(source: str, out_dir: Path, *, root, cache_dir, sha256, synthetic_cfg, limits,
+          gdrive_base) -> dict:
     kind = source_kind(source)
     record: dict = {"source": source, "kind": kind, "sha256": None}
     if kind == "synthetic":
@@ -143,7 +199,11 @@ def fetch(source: str, out_dir: Path, *, root: Path, cache_dir: Path, sha256: st
         if not folder.is_dir():
             raise SourceError(f"data.source {source!r} is not a folder, a .zip, a URL, "
                               "gdrive://ID or 'synthetic'.")
-        copy_folder(folder, out_dir)
+        skipped = copy_folder(folder, out_dir)
+        if skipped:
+            record["skipped_non_utf8_names"] = skipped
+            print(f"warning: left out {len(skipped)} file(s) whose names are not valid UTF-8 "
+                  f"(listed in source.json; rename them to use them): {skipped[:3]}")
     else:
         if kind == "zip":
             archive = (root / source).resolve()

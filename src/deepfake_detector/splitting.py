@@ -49,12 +49,24 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _undecodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
 def scan(raw_dir: Path, root: Path, class_names: dict, group_regex: str | None):
     """Manifest rows of every image under ``raw_dir`` plus the rows rejected on the way."""
     rows, rejected = [], []
     pattern = re.compile(group_regex) if group_regex else None
     for path in sorted(p for p in raw_dir.rglob("*") if p.is_file() and is_image_path(p)):
         rel = path.relative_to(root).as_posix()
+        if not rel.isprintable() or _undecodable(rel):
+            rejected.append({"file": rel.encode("utf-8", "surrogateescape").decode(
+                "utf-8", "backslashreplace"), "stage": "split", "reason": "bad_name"})
+            continue
         label, given = classify(path.relative_to(raw_dir).parts, class_names)
         if label is None:
             rejected.append({"file": rel, "stage": "split", "reason": "no_class"})
@@ -144,6 +156,12 @@ def split_dataset(raw_dir: Path, root: Path, *, class_names: dict, fractions: di
                          f"{class_names} (any case), e.g. real/ and fake/.")
     df, dup_rejected = drop_duplicates(df)
     rejected += dup_rejected
+    classes = df["label"].value_counts()
+    if len(classes) < 2:
+        have, lack = ("real", "fake") if 0 in classes else ("fake", "real")
+        raise ValueError(f"Only one class found: {int(classes.iloc[0])} {have} images and no "
+                         f"{lack} ones under {raw_dir} (folder words for {lack}: "
+                         f"{class_names.get(lack)}). A detector needs both.")
     df["split"], note = assign_splits(df, fractions, seed, keep_existing)
     frames = {s: df[df["split"] == s].sort_values("path")[MANIFEST_COLUMNS].reset_index(drop=True)
               for s in SPLITS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -18,10 +19,26 @@ def tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{main_checkout(root) / 'mlflow.db'}"
 
 
+def use_wal(uri: str) -> None:
+    """Write-ahead logging for a SQLite store: readers no longer block the writer, so
+    parallel stages and `dvc queue start -j 2` workers share one database without "database
+    is locked" (MLflow already waits up to 20 s for a lock; the mode persists in the file)."""
+    import sqlite3
+
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path, timeout=60)) as con:
+        if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            con.execute("PRAGMA journal_mode=WAL")
+
+
 def setup(root: Path):
     import mlflow
 
     local_store = "MLFLOW_TRACKING_URI" not in os.environ  # set_tracking_uri exports it
+    use_wal(tracking_uri(root))
     mlflow.set_tracking_uri(tracking_uri(root))
     if local_store and mlflow.get_experiment_by_name(EXPERIMENT) is None:
         # Artifacts beside the database, not under whatever folder the first run started in.

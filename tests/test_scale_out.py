@@ -1,0 +1,146 @@
+"""Scale-out for real, on the session's tiny pipeline: queued experiments on two workers sharing
+the project's MLflow store, a DVC remote that gives back everything the pipeline made, and the
+pipeline tracked by a real `mlflow server` (SQLite backend, separate artifact root)."""
+
+import hashlib
+import json
+import shutil
+import sqlite3
+import subprocess
+import time
+
+import httpx
+import pytest
+import yaml
+from helpers import free_port, wait_http
+from pipeline_fixture import BIN, MODELS, pipeline_env
+
+pytestmark = pytest.mark.slow
+
+
+def dvc(repo, *args, env=None, timeout=1200):
+    done = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=env or pipeline_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    said = done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0, f"dvc {' '.join(args)}:\n{said}"
+    return done.stdout + done.stderr
+
+
+def baseline_runs(repo) -> dict[str, str]:
+    """learning_rate → status of every train@baseline run in the project's store."""
+    with sqlite3.connect(repo / "mlflow.db", timeout=30) as con:
+        rows = con.execute(
+            "SELECT p.value, r.status FROM runs r JOIN params p ON p.run_uuid = r.run_uuid "
+            "WHERE r.name = 'baseline' AND p.key = 'learning_rate'").fetchall()
+    return dict(rows)
+
+
+def test_two_queued_experiments_run_on_two_workers_into_one_store(pipeline):
+    repo = pipeline["repo"]
+    rates = ["0.0021", "0.0007"]
+    assert not set(rates) & set(baseline_runs(repo))
+    for rate in rates:
+        dvc(repo, "exp", "run", "--queue", "-S", f"train.baseline.learning_rate={rate}")
+    started = time.perf_counter()
+    dvc(repo, "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 900
+    status = ""
+    while time.monotonic() < deadline:
+        status = dvc(repo, "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    print(status, f"{time.perf_counter() - started:.0f} s")
+    assert status.count("Success") >= 2 and "Failed" not in status, status
+    logs = "".join(dvc(repo, "queue", "logs", line.split()[0])
+                   for line in status.splitlines() if "Success" in line)
+    assert "database is locked" not in logs
+    runs = baseline_runs(repo)  # in the checkout's mlflow.db, not a copy under .dvc/tmp
+    assert all(runs.get(rate) == "FINISHED" for rate in rates), runs
+    assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
+    shown = dvc(repo, "exp", "show", "--csv")
+    assert all(rate in shown for rate in rates)
+
+
+@pytest.fixture(scope="module")
+def copied_repo(pipeline, tmp_path_factory):
+    """A second checkout of the tiny pipeline's workspace (its own DVC cache, no MLflow store):
+    what a teammate has after cloning, before pulling any data."""
+    dest = tmp_path_factory.mktemp("teammate") / "repo"
+    shutil.copytree(pipeline["repo"], dest, symlinks=True, ignore=shutil.ignore_patterns(
+        "mlflow.db*", "mlartifacts", "tmp"))
+    return dest
+
+
+def cached_outputs(repo) -> list[str]:
+    """The outputs dvc.lock lists whose content sits in the DVC cache (not `cache: false`)."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    cache = repo / ".dvc" / "cache" / "files" / "md5"
+    return sorted({out["path"] for stage in lock.values() for out in stage.get("outs", [])
+                   if (cache / out["md5"][:2] / out["md5"][2:]).exists()})
+
+
+def tree_digest(path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in [path, *path.rglob("*")] if p.is_file()):
+        digest.update(file.relative_to(path.parent).as_posix().encode() + file.read_bytes())
+    return digest.hexdigest()
+
+
+def test_dvc_remote_push_wipe_pull_then_nothing_to_do(copied_repo, tmp_path):
+    repo = copied_repo
+    outputs = cached_outputs(repo)
+    assert {"data/raw", "data/processed", "models/tuned.keras"} <= set(outputs)
+    before = {p: tree_digest(repo / p) for p in outputs}
+    remote = tmp_path / "remote"  # a local folder standing in for s3:// or gs://
+    dvc(repo, "remote", "add", "--local", "-d", "team", str(remote))
+    assert "pushed" in dvc(repo, "push")
+    shutil.rmtree(repo / ".dvc" / "cache")
+    for path in outputs:
+        target = repo / path
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    assert "deleted" in dvc(repo, "status")
+    dvc(repo, "pull")
+    assert before == {p: tree_digest(repo / p) for p in outputs}
+    assert "up to date" in dvc(repo, "status")
+    repro = dvc(repo, "repro")
+    assert "Running stage" not in repro and "didn't change" in repro, repro[-2000:]
+
+
+def test_pipeline_tracked_by_a_real_mlflow_server(copied_repo, tmp_path):
+    repo, port = copied_repo, free_port()
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--backend-store-uri",
+         f"sqlite:///{server_dir / 'backend.db'}", "--artifacts-destination",
+         str(server_dir / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"], cwd=server_dir, env=pipeline_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", 120, proc)
+        env = {**pipeline_env(), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+        dvc(repo, "repro", "-f", env=env)
+        experiment = httpx.get(f"{api}/experiments/get-by-name",
+                               params={"experiment_name": "deepfake-detection"}).json()
+        found = httpx.post(f"{api}/runs/search", json={
+            "experiment_ids": [experiment["experiment"]["experiment_id"]],
+            "max_results": 100}).json()["runs"]
+        runs = {run["info"]["run_name"]: run for run in found}
+        assert set(MODELS) <= set(runs), sorted(runs)
+        assert all(runs[m]["info"]["status"] == "FINISHED" for m in MODELS)
+        tags = {t["key"]: t["value"] for t in runs["tuned"]["data"]["tags"]}
+        assert tags["git.dirty"] in ("true", "false")
+        assert "dvc.md5.data/processed/train.npz" in tags
+        version = httpx.get(f"{api}/registered-models/alias", params={
+            "name": "deepfake-detector", "alias": "challenger"}).json()["model_version"]
+        assert version["run_id"] == runs["tuned"]["info"]["run_id"]
+        registered = json.loads((repo / "models/registered.json").read_text())
+        assert registered["version"] == int(version["version"]) == 1
+        # artifacts went through the server to its own root, nothing into the checkout
+        assert any((server_dir / "artifacts").rglob("MLmodel"))
+        assert not (repo / "mlflow.db").exists() and not (repo / "mlartifacts").exists()
+    finally:
+        proc.terminate()
+        proc.wait(30)
