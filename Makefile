@@ -57,5 +57,5 @@ samples: $(STAMP) ## redraw docs/synthetic_samples.png from the built-in dataset
 lint: $(STAMP) ## ruff check
 	$(BIN)/ruff check src stages tests benchmarks
 
-clean: ## remove pipeline outputs and caches (keeps .venv, mlflow.db)
-	rm -rf data models .pytest_cache .ruff_cache
+clean: ## remove workspace outputs (data/, models/, dvc_plots/, test-artifacts/) and tool caches; keeps .venv, .dvc/cache, mlflow.db, downloads
+	rm -rf data models dvc_plots test-artifacts .pytest_cache .ruff_cache

@@ -25,7 +25,7 @@ def main():
     with atomic_path(ROOT / "models" / "ensemble.keras") as tmp:
         model.save(tmp)
     mlflow = tracking.setup(ROOT)
-    with mlflow.start_run(run_name="ensemble") as run:
+    with tracking.new_run("ensemble") as run:
         mlflow.set_tags(tracking.run_tags(ROOT, "ensemble", [ROOT / "data/processed/val.npz"],
                                           model="ensemble"))
         mlflow.log_params(tracking.flatten({**cfg, "seed": seed}))

@@ -56,7 +56,7 @@ def main():
         history = ROOT / "metrics" / "train" / f"{name}.json"
         if not history.exists():
             continue
-        with mlflow.start_run(run_id=json.loads(history.read_text())["run_id"]):
+        with tracking.resumed_run(json.loads(history.read_text())["run_id"]):
             flat = tracking.flatten({"test": {k: v for k, v in result.items()
                                               if k != "confusion"}}, sep="_")
             mlflow.log_metrics({k: v for k, v in flat.items() if isinstance(v, float)})

@@ -22,7 +22,7 @@ def main():
                json.dumps({"explain": result["timings"]}, indent=2) + "\n")
     history = ROOT / "metrics" / "train" / f"{params['explain']['model']}.json"
     mlflow = tracking.setup(ROOT)
-    with mlflow.start_run(run_id=json.loads(history.read_text())["run_id"]):
+    with tracking.resumed_run(json.loads(history.read_text())["run_id"]):
         mlflow.log_artifacts(str(out_dir), "explain")
         mlflow.log_dict(metrics, "explain/explain.json")
         mlflow.log_metrics({f"explain_{k}": v for k, v in tracking.flatten(

@@ -2,6 +2,7 @@
 OOM guard would) or SIGINT (Ctrl-C: the whole process group) leaves no model file, its MLflow
 run ends KILLED, and the next `dvc repro` trains cleanly. Atomic writes keep old files whole."""
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -102,3 +103,28 @@ def test_killed_training_leaves_no_model_and_a_killed_run(tmp_path):
     assert [r[0] for r in runs(repo, "baseline")] == ["KILLED", "KILLED", "FINISHED"]
     status = sh([str(BIN / "dvc"), "status", "train@baseline"], repo)
     assert "up to date" in status.stdout, status.stdout
+
+
+def test_runs_end_killed_failed_or_keep_their_status(tmp_path, monkeypatch):
+    import mlflow
+
+    from deepfake_detector import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)  # any default artifact folder lands here
+    tracking.setup(tmp_path)
+    ids = {}
+    for name, exc in (("killed", KeyboardInterrupt), ("failed", RuntimeError), ("ok", None)):
+        with pytest.raises(exc) if exc else contextlib.nullcontext():
+            with tracking.new_run(name) as run:
+                ids[name] = run.info.run_id
+                if exc:
+                    raise exc
+    with pytest.raises(KeyboardInterrupt):  # evaluate interrupted while logging into "ok"
+        with tracking.resumed_run(ids["ok"]):
+            mlflow.log_metric("test_accuracy", 0.5)
+            raise KeyboardInterrupt
+    assert {n: mlflow.get_run(i).info.status for n, i in ids.items()} == {
+        "killed": "KILLED", "failed": "FAILED", "ok": "FINISHED"}
+    with sqlite3.connect(tmp_path / "mlflow.db") as con:  # readers never block the writer
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

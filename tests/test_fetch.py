@@ -272,3 +272,24 @@ def test_gdrive_error_page_404(tmp_path):
     with FakeServer() as server:  # no /uc route: the fake answers 404 with an HTML page
         with pytest.raises(DownloadError, match="does not exist"):
             drive_fetch(tmp_path, server)
+
+
+def test_fetch_stage_killed_by_a_dropped_connection_resumes_on_the_next_run(tmp_path):
+    """The stage as `dvc repro` runs it: the first run fails with a clear line and keeps its
+    .part; the second asks only for the missing bytes, verifies them and extracts."""
+    from conftest import ROOT
+    from helpers import mini_project, run_stage
+
+    body = images_zip(tmp_path / "d.zip", n=60).read_bytes()
+    with FakeServer() as server:
+        server.routes["/d.zip"] = zip_route(body, cut=len(body) // 2)
+        project = mini_project(tmp_path / "p", ROOT, {"data.source": server.url + "/d.zip",
+                                                      "data.sha256": sha(body)})
+        first = run_stage(project, "fetch")
+        assert first.returncode == 1 and "resumes from its .part file" in first.stderr
+        assert "Traceback" not in first.stderr and not (project / "data/raw").exists()
+        second = run_stage(project, "fetch")
+        assert second.returncode == 0, second.stderr[-2000:]
+        held = int(server.requests[-1]["headers"]["Range"].split("=")[1].rstrip("-"))
+        assert 0 < held < len(body)  # the second run fetched only len(body) - held bytes
+    assert json.loads((project / "data/raw/source.json").read_text())["n_images"] == 120

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from pipeline_fixture import BIN, MODELS, reproduced_files, sh
 
 pytestmark = pytest.mark.slow
@@ -153,6 +154,12 @@ def test_mlflow_run_in_the_projects_sqlite_store(pipeline):
     assert run.data.params["epochs"] == "1" and run.data.params["optimizer"] == "rmsprop"
     assert run.data.tags["dvc.stage"] == "train@baseline"
     assert len(run.data.tags["git.commit"]) == 40 and len(run.data.tags["data.hash"]) == 64
+    # lineage: a clean commit (dvc.lock and outputs aside) and the data md5 dvc.lock records
+    assert run.data.tags["git.dirty"] == "false"
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train@baseline"]
+    for dep in ("data/processed/train.npz", "data/processed/val.npz"):
+        recorded = next(d["md5"] for d in lock["deps"] if d["path"] == dep)
+        assert run.data.tags[f"dvc.md5.{dep}"] == recorded
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [0]
     assert run.data.metrics["test_accuracy"] == pytest.approx(
         json.loads((repo / "metrics/baseline.json").read_text())["accuracy"])

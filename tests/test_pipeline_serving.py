@@ -43,7 +43,13 @@ def test_models_lists_the_champion_and_lineage(champion):
     done = sh([str(BIN / "deepfake"), "models", "--lineage", str(champion["version"])],
               champion["repo"])
     lineage = json.loads(done.stdout)
-    assert len(lineage["tags"]["git.commit"]) == 40 and lineage["tags"]["model"] == "tuned"
+    tags = lineage["tags"]
+    assert len(tags["git.commit"]) == 40 and tags["model"] == "tuned"
+    assert tags["git.dirty"] in ("true", "false") and tags["weights"] == "none"
+    assert len(tags["dvc.md5.data/processed/train.npz"]) == 32
+    assert lineage["run_status"] == "FINISHED" and lineage["params"]["optimizer"] == "sgd"
+    missing = sh([str(BIN / "deepfake"), "models", "--lineage", "999"], champion["repo"])
+    assert missing.returncode == 2 and "has no version 999" in missing.stderr
 
 
 def test_predict_and_evaluate_a_folder_with_the_champion(champion, tmp_path):

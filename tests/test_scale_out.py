@@ -11,7 +11,6 @@ import time
 
 import httpx
 import pytest
-import yaml
 from helpers import free_port, wait_http
 from pipeline_fixture import BIN, MODELS, pipeline_env
 
@@ -73,11 +72,12 @@ def copied_repo(pipeline, tmp_path_factory):
 
 
 def cached_outputs(repo) -> list[str]:
-    """The outputs dvc.lock lists whose content sits in the DVC cache (not `cache: false`)."""
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    cache = repo / ".dvc" / "cache" / "files" / "md5"
-    return sorted({out["path"] for stage in lock.values() for out in stage.get("outs", [])
-                   if (cache / out["md5"][:2] / out["md5"][2:]).exists()})
+    """The outputs DVC keeps in its cache (what a remote holds), from dvc.yaml itself."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return sorted({str(out.def_path) for stage in dvc_repo.index.stages
+                       for out in stage.outs if out.use_cache})
 
 
 def tree_digest(path) -> str:
@@ -144,3 +144,18 @@ def test_pipeline_tracked_by_a_real_mlflow_server(copied_repo, tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_make_clean_removes_workspace_outputs_and_dvc_checkout_restores_them(copied_repo):
+    repo = copied_repo
+    outputs = cached_outputs(repo)
+    before = {p: tree_digest(repo / p) for p in outputs}
+    (repo / "mlflow.db").write_bytes(b"stands in for the project's runs")
+    done = subprocess.run(["make", "clean"], cwd=repo, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not (repo / "data").exists() and not (repo / "models").exists()
+    assert (repo / ".dvc" / "cache").is_dir() and (repo / "mlflow.db").exists()
+    assert (repo / "params.yaml").exists() and (repo / "metrics" / "tuned.json").exists()
+    dvc(repo, "checkout")
+    assert before == {p: tree_digest(repo / p) for p in outputs}

@@ -74,7 +74,7 @@ def _new_version(root, name, model, model_file, settings, print_):
     metrics = json.loads((root / "metrics" / f"{model}.json").read_text())
     source = json.loads((root / "data" / "raw" / "source.json").read_text())
     run_id = json.loads((root / "metrics" / "train" / f"{model}.json").read_text())["run_id"]
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+    with tempfile.TemporaryDirectory() as tmp, tracking.resumed_run(run_id):
         settings_file = Path(tmp) / "settings.json"
         settings_file.write_text(json.dumps(settings, indent=2))
         import keras

@@ -60,6 +60,38 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout if out.returncode == 0 else None
 
 
+@contextlib.contextmanager
+def new_run(name: str):
+    """An MLflow run that ends FINISHED, KILLED on SIGINT/SIGTERM (see cli_errors), or FAILED:
+    never left RUNNING."""
+    import mlflow
+
+    run, status = mlflow.start_run(run_name=name), "FAILED"
+    try:
+        yield run
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        mlflow.end_run(status=status)
+
+
+@contextlib.contextmanager
+def resumed_run(run_id: str):
+    """Log more into an earlier run (evaluation into a training run). The run gets its own
+    status back however this ends: an interrupted evaluate must not mark a finished training
+    run FAILED or leave it RUNNING (DVC reruns the interrupted stage anyway)."""
+    import mlflow
+
+    status = mlflow.get_run(run_id).info.status
+    run = mlflow.start_run(run_id=run_id)
+    try:
+        yield run
+    finally:
+        mlflow.end_run(status=status)
+
+
 def git_commit(root: Path) -> str:
     return (_git(root, "rev-parse", "HEAD") or "").strip() or "none"
 

@@ -137,9 +137,7 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
                           metrics=["accuracy", keras.metrics.AUC(name="auc")])
 
     mlflow = tracking.setup(root) if chief else None
-    run = mlflow.start_run(run_name=name) if chief else None
-    status = "FAILED"
-    try:
+    with tracking.new_run(name) if chief else contextlib.nullcontext() as run:
         if chief:
             mlflow.set_tags(tracking.run_tags(
                 root, f"train@{name}", [data_dir / "train.npz", data_dir / "val.npz"],
@@ -182,13 +180,6 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
                       "history": [{"epoch": e, **{k: float(v[e]) for k, v in history.items()}}
                                   for e in range(epochs)]}
             write_text(history_path, json.dumps(record, indent=2) + "\n")
-        status = "FINISHED"
-    except KeyboardInterrupt:  # SIGINT, or SIGTERM turned into one by cli_errors.run_stage
-        status = "KILLED"
-        raise
-    finally:
-        if run is not None:
-            mlflow.end_run(status=status)
     return record
 
 
