@@ -45,7 +45,7 @@ ui: $(STAMP) ## MLflow UI on 127.0.0.1:5000 over the project's store
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
 
 serve: $(STAMP) ## the detection web page and JSON API on 127.0.0.1:8000 (the champion model)
-	$(BIN)/deepfake serve --host 127.0.0.1 --port 8000
+	$(BIN)/deepfake serve
 
 bench: $(STAMP) ## benchmarks: preprocess decoding, LIME (train_throughput.py, real_data.py: by hand)
 	$(BIN)/python benchmarks/preprocess.py

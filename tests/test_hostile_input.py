@@ -203,3 +203,31 @@ def test_request_bodies_that_are_not_multipart_get_400():
     for reply in (as_json, form, empty):
         assert reply.status_code == 400, reply.text
         assert "multipart" in str(reply.json()["detail"]), reply.text
+
+
+def listening_addresses(port: int) -> list[str]:
+    """Local addresses (hex, as /proc/net/tcp writes them) with a socket listening on port."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if os.path.exists(table):
+            for line in open(table).read().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if int(hex_port, 16) == port and state == "0A":  # 0A: LISTEN
+                    found.append(address)
+    return found
+
+
+def test_serve_binds_to_this_machine_only_by_default(tiny_model):
+    from helpers import free_port, wait_http
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "deepfake_detector.cli", "serve", "--model",
+                             str(tiny_model / "m.keras"), "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", 120, proc)
+        assert listening_addresses(port) == ["0100007F"]  # 127.0.0.1, not 0.0.0.0
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -251,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why, with --force (recorded on the version)")
     command("rollback", cmd_rollback, "give champion back to the previous champion")
     p = command("serve", cmd_serve, "the web page and JSON API")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_port, default=8000)
+    p.add_argument("--host", help="default: serve.host in params.yaml (127.0.0.1: this "
+                   "machine only)")
+    p.add_argument("--port", type=_port, help="default: serve.port in params.yaml (8000)")
     p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
     return parser
 

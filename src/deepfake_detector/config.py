@@ -30,7 +30,7 @@ def main_checkout(root: Path) -> Path:
     return root.resolve()
 
 
-def load_params(root: Path | None = None, check: bool = True) -> dict:
+def load_params(root: Path | None = None) -> dict:
     """``params.yaml``, checked (unknown keys, types, ranges) before anything uses it."""
     from .params_check import ParamsError, validate
 
@@ -43,7 +43,7 @@ def load_params(root: Path | None = None, check: bool = True) -> dict:
             params = yaml.safe_load(fh) or {}
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path} is not valid YAML: {exc}") from None
-    return validate(params, str(path)) if check else params
+    return validate(params, str(path))
 
 
 def copy_checkout(root: Path, dest: Path, params: dict) -> Path:

@@ -165,7 +165,9 @@ def model_card(uri: str, detector, root, params: dict) -> dict:
     return card
 
 
-def serve(model: str | None, host: str, port: int) -> None:
+def serve(model: str | None, host: str | None = None, port: int | None = None) -> None:
+    """Serve the page and API; ``host``/``port`` default to ``serve.host``/``serve.port``
+    (127.0.0.1:8000: this machine only, unless told otherwise)."""
     import uvicorn
 
     from .config import load_params, project_root
@@ -173,6 +175,8 @@ def serve(model: str | None, host: str, port: int) -> None:
 
     root = project_root()
     params = load_params(root)
+    host = host or params["serve"]["host"]
+    port = params["serve"]["port"] if port is None else port
     detector, uri = load_detector(model, root, params)
     app = create_app(detector, model_card(uri, detector, root, params), params)
     print(f"serving {uri} on http://{host}:{port}/  (API docs: /docs)")
