@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import tracking
+from . import interrupts, tracking
 from .atomic import atomic_path, write_text
 from .datasets import batches, load_split
 
@@ -88,8 +88,10 @@ def fit_custom(model, strategy, optimizer, train_split, val_split, cfg, training
                        drop_remainder=True, max_steps=training.get("max_steps_per_epoch"))
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        losses = [float(train_step(x, y)) for x, y in
-                  strategy.experimental_distribute_dataset(data.with_options(options))]
+        losses = []
+        for x, y in strategy.experimental_distribute_dataset(data.with_options(options)):
+            losses.append(float(train_step(x, y)))
+            interrupts.check()
         p = predict(model, val_split["x"])
         yv = val_split["y"].astype(np.float64)
         val_loss = float(-np.mean(yv * np.log(np.clip(p, 1e-7, 1)) +
@@ -192,7 +194,8 @@ def _fit_keras(model, train_split, val_split, cfg, training, seed, log_epoch) ->
     callbacks = [keras.callbacks.EarlyStopping(
         monitor=stop.get("monitor", "val_accuracy"), patience=stop.get("patience", 3),
         min_delta=stop.get("min_delta", 0.0), restore_best_weights=True),
-        keras.callbacks.LambdaCallback(on_epoch_end=log_epoch)]
+        keras.callbacks.LambdaCallback(on_epoch_end=log_epoch,
+                                       on_train_batch_end=lambda batch, logs: interrupts.check())]
     fitted = model.fit(
         batches(train_split["x"], train_split["y"], bs, shuffle=True, seed=seed,
                 augment=training.get("augment"), max_steps=max_steps),
