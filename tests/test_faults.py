@@ -60,9 +60,12 @@ def stage_pids(repo, script):
 def start_and_kill(repo, signum, whole_group):
     """`dvc repro train@baseline`, killed once its run has logged an epoch."""
     before = len(runs(repo, "baseline"))
+    # A terminal's Ctrl-C: started from a background job (as CI may be), the test inherits
+    # SIGINT ignored, and Python keeps ignoring it; the dvc under test gets it back.
     proc = subprocess.Popen([str(BIN / "dvc"), "repro", "train@baseline"], cwd=repo,
                             env=pipeline_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         now = runs(repo, "baseline")
