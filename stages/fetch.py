@@ -1,7 +1,6 @@
 """fetch: data.source → data/raw (+ data/raw/source.json)."""
 
 import os
-import shutil
 
 from _common import ROOT, load_params, run_stage
 
@@ -21,9 +20,7 @@ def main():
     # The download cache is not a stage output (DVC would delete a resumable .part) and
     # lives in the user's checkout, so queued experiments share it.
     cache = os.environ.get("DEEPFAKE_CACHE_DIR") or main_checkout(ROOT) / data["cache_dir"]
-    out = ROOT / "data" / "raw"
-    shutil.rmtree(out, ignore_errors=True)
-    record = fetch(str(data["source"]), out, root=ROOT, cache_dir=cache,
+    record = fetch(str(data["source"]), ROOT / "data" / "raw", root=ROOT, cache_dir=cache,
                    sha256=data.get("sha256"), synthetic_cfg=cfg,
                    limits=ExtractLimits(**data.get("extract", {})),
                    gdrive_base=data.get("gdrive_base_url"))

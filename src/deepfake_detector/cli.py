@@ -152,10 +152,11 @@ def cmd_models(args) -> int:
     if not rows:
         raise ValueError(f"no versions of {name!r} yet: run `make repro` (the register stage)")
     if args.lineage is not None:
-        if args.lineage not in {r["version"] for r in rows}:
+        row = next((r for r in rows if r["version"] == args.lineage), None)
+        if row is None:
             raise ValueError(f"{name!r} has no version {args.lineage} (it has "
                              f"{', '.join(str(r['version']) for r in rows)})")
-        print(json.dumps(registry.lineage(name, args.lineage), indent=2))
+        print(json.dumps(registry.lineage(name, row), indent=2))
         return 0
     print(f"{'version':>7s}  {'aliases':20s}  {'model':9s}  accuracy  recall  roc_auc")
     for r in rows:

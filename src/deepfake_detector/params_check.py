@@ -101,6 +101,7 @@ def threshold(v):
     return number(0, 1)(v) and "max_accuracy, eer, fake_recall or a number from 0 to 1"
 
 
+ARCHITECTURES = ("baseline", "tuned", "xception")  # models.BUILDERS (not imported: no Keras here)
 PROB = number(0, 1)
 POSITIVE = number(above=0)
 CONV = {"filters": integer(1), "kernel": optional(integer(1)), "activation": optional(text)}
@@ -115,10 +116,9 @@ MODEL = {  # train.<name>; only epochs is required, the rest have defaults in mo
                        "patience": optional(integer(0)), "min_delta": optional(number(0))},
     "input_size": optional(integer(71)), "weights": optional(text),
     "trainable_base": optional(boolean), "base_bn_momentum": optional(PROB),
-    "architecture": optional(choice("baseline", "tuned", "xception")),
+    "architecture": optional(choice(*ARCHITECTURES)),
     "highpass": optional(boolean),
 }
-OPTIONAL_SECTIONS = {"batch_norm", "early_stopping"}
 
 SPEC = {
     "base": {"seed": integer(0)},
@@ -172,6 +172,8 @@ SPEC = {
 
 
 def _walk(values, spec, prefix, problems, all_optional=False):
+    # a model's sub-sections (conv, batch_norm, early_stopping) and all in them have defaults
+    sections_optional = all_optional or spec is MODEL
     if not isinstance(values, dict):
         problems.append(f"{prefix.rstrip('.') or 'params.yaml'}: must be a mapping of keys, "
                         f"not {type(values).__name__}")
@@ -188,8 +190,8 @@ def _walk(values, spec, prefix, problems, all_optional=False):
                 continue
             for model, cfg in value.items():
                 _walk(cfg, MODEL, f"{name}.{model}.", problems)
-                if (isinstance(cfg, dict) and model not in ("baseline", "tuned", "xception")
-                        and "architecture" not in cfg):
+                if isinstance(cfg, dict) and model not in ARCHITECTURES and \
+                        "architecture" not in cfg:
                     problems.append(f"{name}.{model}: a new model name needs architecture "
                                     "(baseline, tuned or xception)")
         elif isinstance(spec[key], list):
@@ -200,17 +202,16 @@ def _walk(values, spec, prefix, problems, all_optional=False):
             for i, item in enumerate(value):
                 _walk(item, spec[key][0], f"{name}[{i}].", problems)
         elif isinstance(spec[key], dict):
-            if value is None and (all_optional or key in OPTIONAL_SECTIONS):
+            if value is None and sections_optional:
                 continue
-            _walk(value, spec[key], f"{name}.", problems,
-                  all_optional or key in OPTIONAL_SECTIONS or spec is MODEL)
+            _walk(value, spec[key], f"{name}.", problems, sections_optional)
         else:
             need = spec[key](value)
             if need:
                 problems.append(f"{name} = {value!r}: must be {need}")
     for key, check in spec.items():
-        optional_key = all_optional or getattr(check, "optional", False) or (
-            isinstance(check, (dict, list)) and (key in OPTIONAL_SECTIONS or spec is MODEL))
+        optional_key = getattr(check, "optional", False) or all_optional or (
+            sections_optional and isinstance(check, (dict, list)))
         if key not in values and not optional_key:
             problems.append(f"{prefix}{key}: missing")
 

@@ -213,18 +213,15 @@ def list_versions(name: str) -> list[dict]:
     return rows
 
 
-def lineage(name: str, number: int) -> dict:
-    """What version ``number`` was made from: its tags (commit, dirty flag, data md5s as in
-    dvc.lock, pretrained weights) and its training run's status and params."""
+def lineage(name: str, row: dict) -> dict:
+    """What a version (a ``list_versions`` row) was made from: its tags (commit, dirty flag,
+    data md5s as in dvc.lock, pretrained weights) and its training run's status and params."""
     import mlflow
 
-    client = mlflow.MlflowClient()
-    version = client.get_model_version(name, str(number))
-    aliases = sorted(a for a, v in client.get_registered_model(name).aliases.items()
-                     if str(v) == str(number))
-    run = client.get_run(version.run_id)
-    return {"name": name, "version": number, "aliases": aliases, "run_id": version.run_id,
-            "run_status": run.info.status, "tags": dict(sorted(version.tags.items())),
+    run = mlflow.MlflowClient().get_run(row["run_id"])
+    return {"name": name, "version": row["version"], "aliases": row["aliases"],
+            "run_id": row["run_id"], "run_status": run.info.status,
+            "tags": dict(sorted(row["tags"].items())),
             "params": dict(sorted(run.data.params.items()))}
 
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from . import synthetic
 from .download import download, sha256_file
-from .images import is_image_path
+from .images import is_image_path, is_utf8, readable_name
 
 
 class SourceError(RuntimeError):
@@ -138,11 +138,6 @@ def extract_zip(archive: Path, out_dir: Path, limits: ExtractLimits) -> int:
     return len(entries)
 
 
-def readable_name(path: str) -> str:
-    """A file name that is not valid UTF-8, shown with its raw bytes escaped (\\xe9)."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
 def copy_folder(folder: Path, out_dir: Path) -> list[str]:
     """Copy the image files of ``folder`` (never link: DVC may make cache files read-only).
     Returns the files left out because their names are not valid UTF-8: manifests, DVC and
@@ -152,10 +147,9 @@ def copy_folder(folder: Path, out_dir: Path) -> list[str]:
         rel = p.relative_to(folder).as_posix()
         if not (p.is_file() and is_image_path(p)) or _skip_entry(rel):
             continue
-        try:
-            rel.encode("utf-8")
+        if is_utf8(rel):
             files.append(p)
-        except UnicodeEncodeError:
+        else:
             skipped.append(readable_name(rel))
     for path in tqdm(files, desc=f"copy {folder.name}", unit="file", disable=None):
         target = out_dir / path.relative_to(folder)

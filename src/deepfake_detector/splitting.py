@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .images import is_image_path
+from .images import is_image_path, is_utf8, readable_name
 
 SPLITS = ("train", "val", "test")
 SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val",
@@ -49,23 +49,15 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _undecodable(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-        return False
-    except UnicodeEncodeError:
-        return True
-
-
 def scan(raw_dir: Path, root: Path, class_names: dict, group_regex: str | None):
     """Manifest rows of every image under ``raw_dir`` plus the rows rejected on the way."""
     rows, rejected = [], []
     pattern = re.compile(group_regex) if group_regex else None
     for path in sorted(p for p in raw_dir.rglob("*") if p.is_file() and is_image_path(p)):
         rel = path.relative_to(root).as_posix()
-        if not rel.isprintable() or _undecodable(rel):
-            rejected.append({"file": rel.encode("utf-8", "surrogateescape").decode(
-                "utf-8", "backslashreplace"), "stage": "split", "reason": "bad_name"})
+        if not rel.isprintable() or not is_utf8(rel):
+            rejected.append({"file": readable_name(rel), "stage": "split",
+                             "reason": "bad_name"})
             continue
         label, given = classify(path.relative_to(raw_dir).parts, class_names)
         if label is None:

@@ -118,34 +118,29 @@ def git_changes(root: Path) -> list[str] | None:
     return sorted(line[3:] for line in out.splitlines() if line.strip())
 
 
-def dvc_md5(path: Path) -> str:
-    """The md5 that DVC records for a file dependency in ``dvc.lock``."""
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def lineage_tags(root: Path, data_files: list[Path]) -> dict:
-    """Git commit and dirty flag, and each data file's DVC md5 (as in ``dvc.lock``)."""
+def git_tags(root: Path) -> dict:
+    """The commit, and whether tracked code or params differ from it (``git.dirty``)."""
     changes = git_changes(root)
     tags = {"git.commit": git_commit(root),
             "git.dirty": "unknown" if changes is None else str(bool(changes)).lower()}
     if changes:
         tags["git.changed_files"] = ", ".join(changes)[:500]
-    for path in data_files:
-        tags[f"dvc.md5.{path.relative_to(root).as_posix()}"] = dvc_md5(path)
     return tags
 
 
-def files_hash(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
+def data_tags(root: Path, data_files: list[Path]) -> dict:
+    """Each data file's md5 as ``dvc.lock`` records it (``dvc.md5.<path>``), and ``data.hash``
+    (the sha256 of all of them, in order), from one read of each file."""
+    combined, tags = hashlib.sha256(), {}
+    for path in data_files:
+        md5 = hashlib.md5()
         with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+                md5.update(block)
+                combined.update(block)
+        tags[f"dvc.md5.{path.relative_to(root).as_posix()}"] = md5.hexdigest()
+    tags["data.hash"] = combined.hexdigest()
+    return tags
 
 
 def flatten(d: dict, prefix: str = "", sep: str = ".") -> dict:
@@ -161,8 +156,7 @@ def flatten(d: dict, prefix: str = "", sep: str = ".") -> dict:
 
 def run_tags(root: Path, stage: str, data_files: list[Path], **extra) -> dict:
     """The tags that tie a run to its code and data."""
-    return {"dvc.stage": stage, **lineage_tags(root, data_files),
-            "data.hash": files_hash(data_files), **extra}
+    return {"dvc.stage": stage, **git_tags(root), **data_tags(root, data_files), **extra}
 
 
 def log_keras_model(model, example) -> None:
