@@ -28,6 +28,8 @@ install: $(STAMP) ## create .venv and install the pinned dependencies
 
 repro: $(STAMP) ## run the whole pipeline (dvc repro) and print the test metrics
 	@test -d .git || { echo "make repro needs a git checkout (DVC tracks the pipeline in git)"; exit 2; }
+	@# params.yaml checked as the stages read it (keys, values, YAML alias bombs) before DVC parses it
+	$(BIN)/python -m deepfake_detector.params_check
 	dvc repro
 	@echo; echo "Test metrics (metrics/summary.csv; every key: dvc metrics show):"
 	@column -s, -t metrics/summary.csv 2>/dev/null || cat metrics/summary.csv

@@ -20,18 +20,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from deepfake_detector.config import copy_checkout  # noqa: E402
+from deepfake_detector.config import copy_checkout, read_yaml_file  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "datasets" / "ffhq-stylegan-dev"
 
 
 def workspace(profile: Path, dest: Path) -> Path:
-    params = yaml.safe_load(profile.read_text())
+    params = read_yaml_file(profile)
     params["data"]["source"] = str(SHARED)
     return copy_checkout(ROOT, dest, params)
 
@@ -56,7 +54,7 @@ def main() -> None:
     wall = time.perf_counter() - started
     if done.returncode:
         sys.exit(f"dvc repro failed in {dest}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params = read_yaml_file(dest / "params.yaml")
     data = json.loads((dest / "metrics" / "data.json").read_text())
     print(f"profile {args.profile.name}: image_size {params['preprocess']['image_size']}, "
           f"centre_crop {params['preprocess'].get('centre_crop', 1.0)}; images per split "

@@ -5,6 +5,7 @@ import os
 from _common import ROOT, load_params, run_stage
 
 from deepfake_detector.config import main_checkout
+from deepfake_detector.download import DownloadLimits
 from deepfake_detector.sources import ExtractLimits, fetch
 from deepfake_detector.synthetic import SyntheticConfig
 
@@ -23,7 +24,8 @@ def main():
     record = fetch(str(data["source"]), ROOT / "data" / "raw", root=ROOT, cache_dir=cache,
                    sha256=data.get("sha256"), synthetic_cfg=cfg,
                    limits=ExtractLimits(**data.get("extract", {})),
-                   gdrive_base=data.get("gdrive_base_url"))
+                   gdrive_base=data.get("gdrive_base_url"),
+                   download_limits=DownloadLimits(**data.get("download", {})))
     print(f"fetched {record['n_images']} images from {record['source']}")
 
 

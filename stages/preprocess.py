@@ -4,7 +4,13 @@ import pandas as pd
 from _common import ROOT, load_params, run_stage
 
 from deepfake_detector.preprocess import load_masks, preprocess_split
-from deepfake_detector.splitting import REJECTED_COLUMNS, SPLITS
+from deepfake_detector.splitting import (
+    REJECTED_COLUMNS,
+    SPLITS,
+    read_manifest,
+    read_rejected,
+    write_csv,
+)
 
 
 def main():
@@ -12,15 +18,16 @@ def main():
     split_dir, out = ROOT / "data" / "split", ROOT / "data" / "processed"
     raw = ROOT / "data" / "raw"
     masks = load_masks(raw)
-    rejected = pd.read_csv(split_dir / "rejected.csv").to_dict("records")
+    rejected = read_rejected(split_dir / "rejected.csv")
     total = len(rejected)
     for split in SPLITS:
-        manifest = pd.read_csv(split_dir / f"{split}.csv", keep_default_na=False)
+        manifest = read_manifest(split_dir / f"{split}.csv")
         total += len(manifest)
         rejected += preprocess_split(manifest, out / f"{split}.npz", root=ROOT, raw_dir=raw,
                                      size=pp["image_size"], max_pixels=pp["max_pixels"],
-                                     masks=masks, crop=pp.get("centre_crop", 1.0))
-    pd.DataFrame(rejected, columns=REJECTED_COLUMNS).to_csv(out / "rejected.csv", index=False)
+                                     masks=masks, crop=pp.get("centre_crop", 1.0),
+                                     max_bytes=int(pp["max_file_mb"] * 2**20))
+    write_csv(pd.DataFrame(rejected, columns=REJECTED_COLUMNS), out / "rejected.csv")
     share = len(rejected) / max(total, 1)
     print(f"preprocess: {total - len(rejected)} images kept, {len(rejected)} left out "
           f"(see data/processed/rejected.csv)")

@@ -5,21 +5,29 @@ import json
 import pandas as pd
 from _common import ROOT, load_params, run_stage
 
-from deepfake_detector.splitting import REJECTED_COLUMNS, class_count_figure, split_dataset
+from deepfake_detector.splitting import (
+    REJECTED_COLUMNS,
+    class_count_figure,
+    fetch_rejections,
+    split_dataset,
+    write_csv,
+)
 
 
 def main():
     params = load_params(ROOT)
     sp = params["split"]
+    raw = ROOT / "data" / "raw"
     frames, rejected, summary = split_dataset(
-        ROOT / "data" / "raw", ROOT, class_names=params["data"]["class_names"],
+        raw, ROOT, class_names=params["data"]["class_names"],
         fractions=sp["fractions"], seed=params["base"]["seed"],
         keep_existing=sp["keep_existing"], group_regex=sp.get("group_regex"))
     out = ROOT / "data" / "split"
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():
-        frame.to_csv(out / f"{name}.csv", index=False)
-    pd.DataFrame(rejected, columns=REJECTED_COLUMNS).to_csv(out / "rejected.csv", index=False)
+        write_csv(frame, out / f"{name}.csv")
+    rejected = fetch_rejections(raw) + rejected  # what fetch left out travels on with the rest
+    write_csv(pd.DataFrame(rejected, columns=REJECTED_COLUMNS), out / "rejected.csv")
     (ROOT / "metrics").mkdir(exist_ok=True)
     (ROOT / "metrics" / "data.json").write_text(json.dumps(summary, indent=2) + "\n")
     class_count_figure(summary, ROOT / "reports" / "figures" / "class_counts.png")

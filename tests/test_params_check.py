@@ -56,6 +56,10 @@ def test_the_shipped_params_and_profiles_pass():
     ("serve.port", 70000, "serve.port = 70000: must be an integer from 0 to 65535"),
     ("ensemble.members", ["tuned", "resnet"], "ensemble.members: resnet not among the models"),
     ("promote.min_roc_auc", float("nan"), "promote.min_roc_auc = nan: must be a number"),
+    ("train.a\rb", {"epochs": 1, "architecture": "tuned"},
+     "train.'a\\rb': a model name is 1 to 64 letters, digits"),
+    ("serve.max_files", 0, "serve.max_files = 0: must be an integer ≥ 1"),
+    ("data.download.stall_s", 0, "data.download.stall_s = 0: must be a number > 0"),
 ])
 def test_bad_values_name_their_key(dotted, value, message):
     problems = check_params(changed(dotted, value))

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT
+from conftest import ARTIFACTS
 from helpers import free_port, start_server, wait_http
 from pipeline_fixture import BIN, pipeline_env, sh
 
 pytestmark = pytest.mark.slow
-ARTIFACTS = ROOT / "test-artifacts"  # screenshots; CI keeps this folder
-CHROMIUM = "/usr/bin/chromium"
 
 
 def first_fake(repo: Path) -> Path:
@@ -95,20 +93,6 @@ def test_mlflow_models_serve_answers_an_image(champion):
     finally:
         proc.terminate()
         proc.wait(20)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (.ci/run does)"
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"])
-        yield instance
-        instance.close()
 
 
 def test_page_upload_shows_the_verdict(champion, browser):

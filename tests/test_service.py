@@ -12,21 +12,24 @@ from deepfake_detector.inference import Detector
 from deepfake_detector.service import create_app
 
 
-def make_app(explain_concurrency=1, max_upload_mb=1):
+def make_app(explain_concurrency=1, max_upload_mb=1, card=None, **serve):
+    """An app over an untrained baseline model (no pipeline); ``serve`` overrides more of
+    ``serve.*``, ``card`` replaces the model card."""
     import keras
 
     from deepfake_detector.models import build_model
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["serve"].update(explain_concurrency=explain_concurrency, max_upload_mb=max_upload_mb)
+    params["serve"].update(explain_concurrency=explain_concurrency, max_upload_mb=max_upload_mb,
+                           **serve)
     params["explain"]["num_samples"] = 100
     keras.utils.set_random_seed(0)
     settings = {"model": "baseline", "image_size": 64, "max_pixels": 50_000_000,
                 "temperature": 1.0, "threshold": 0.5,
                 "face_crop": {"enabled": True, "margin": 0.25}}
     detector = Detector(build_model("baseline", 64, {}), settings)
-    card = {"uri": "models/baseline.keras", "name": "deepfake-detector", "version": None,
-            "data_source": "synthetic", "synthetic_warning": True, "metrics": {}}
+    card = card or {"uri": "models/baseline.keras", "name": "deepfake-detector", "version": None,
+                    "data_source": "synthetic", "synthetic_warning": True, "metrics": {}}
     return create_app(detector, card, params)
 
 

@@ -6,81 +6,243 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
 from .config import load_params, project_root
-from .images import is_image_path
+from .images import MB, ImageRejected, check_file, is_image_path, not_regular, readable_name
 
 PREDICT_COLUMNS = ["file", "p_fake", "label", "error"]
+MODEL_FORMS = ("models:/NAME@ALIAS, models:/NAME/VERSION, runs:/…, a .keras file or an "
+               "MLflow model folder")
+MODEL_HELP = ("models:/NAME@ALIAS, models:/NAME/VERSION, FILE.keras or an MLflow model "
+              "folder (checked before anything is loaded)")
+MAX_KERAS_CONFIG = 64 * MB  # config.json inside a .keras file: a few KB to a few MB
 
 
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _detector(args):
+def _params() -> tuple[dict, Path]:
+    root = project_root()
+    return load_params(root), root
+
+
+def _cap(params: dict) -> int:
+    """preprocess.max_file_mb in bytes: no larger image file is read."""
+    return int(params["preprocess"]["max_file_mb"] * MB)
+
+
+def _detector(args, params: dict, root: Path):
+    """The model of ``--model``, loaded (TensorFlow is imported here, after every check)."""
     from .registry import load_detector
 
-    root = project_root()
-    params = load_params(root)
     detector, source = load_detector(args.model, root, params, warn=_warn)
+    detector.settings["max_file_mb"] = params["preprocess"]["max_file_mb"]
     _warn(f"model: {source}")
-    return detector, params, root
+    return detector
 
 
-def _expand(paths: list[str]) -> list[str]:
-    """Files as given; folders replaced by the image files under them, sorted."""
+def _not_keras(path: str, why: str) -> ValueError:
+    return ValueError(f"{path} is not a Keras model this project can load: {why}")
+
+
+def _check_keras(path: str) -> None:
+    """A .keras file is a zip archive holding config.json (a JSON object) and the weights:
+    checked without Keras, so a renamed zip or any other file is one clear line."""
+    import zipfile
+    import zlib
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            info = zf.getinfo("config.json") if "config.json" in names else None
+            if info is not None and info.file_size <= MAX_KERAS_CONFIG:
+                raw = zf.read(info)
+    except zipfile.BadZipFile:
+        raise _not_keras(path, "not a zip archive (a .keras file is one)") from None
+    except (OSError, EOFError, RuntimeError, NotImplementedError, ValueError,
+            zlib.error) as exc:
+        raise _not_keras(path, f"its archive cannot be read ({exc})") from None
+    if info is None:
+        raise _not_keras(path, "a zip archive without config.json (a .keras file holds "
+                         "config.json, metadata.json and model.weights.h5)")
+    if info.file_size > MAX_KERAS_CONFIG:
+        raise _not_keras(path, f"its config.json is {info.file_size:,} bytes")
+    if not any(n.startswith("model.weights.") for n in names):
+        raise _not_keras(path, "a zip archive without model.weights.h5")
+    try:
+        config = json.loads(raw)
+    except ValueError:
+        raise _not_keras(path, "its config.json is not JSON") from None
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise _not_keras(path, "its config.json does not describe a Keras model")
+
+
+def check_model(arg: str | None) -> None:
+    """``--model`` checked before anything is loaded (exit 2 with one line when wrong):
+    a models:/ or runs:/ URI is left to MLflow; a path must be a .keras file that is a zip
+    holding config.json, or an MLflow model folder (MLmodel, settings.json and a .keras)."""
+    if arg is None or arg.startswith(("models:/", "runs:/")):
+        return
+    try:
+        info = os.stat(arg)
+    except FileNotFoundError:
+        if arg.endswith(".keras"):
+            raise FileNotFoundError(f"no model file {arg}") from None
+        raise FileNotFoundError(f"--model {arg}: no such file or folder (expected "
+                                f"{MODEL_FORMS})") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--model {arg}: cannot be read ({exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        folder = Path(arg)
+        if not (folder / "MLmodel").is_file():
+            raise ValueError(f"--model {arg}: a folder that is not an MLflow model (no MLmodel "
+                             f"file in it); expected {MODEL_FORMS}")
+        settings = next(folder.rglob("settings.json"), None)
+        keras_file = next((p for p in folder.rglob("*.keras") if p.is_file()), None)
+        if settings is None or keras_file is None:
+            raise ValueError(f"--model {arg}: an MLflow model, but not one of this project's "
+                             "(no settings.json and .keras file in it)")
+        _check_keras(str(keras_file))
+    elif not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"--model {arg}: {not_regular(info.st_mode)}")
+    elif not arg.endswith(".keras"):
+        raise ValueError(f"--model {arg}: not a .keras file; expected {MODEL_FORMS}")
+    else:
+        _check_keras(arg)
+
+
+def check_out_file(value: str | None, *suffixes: str) -> None:
+    """An --out FILE, checked before any work: one of ``suffixes``, in a folder that exists
+    and can be written, and not a folder or a FIFO itself (an existing file is replaced)."""
+    if value is None:
+        return
+    path = Path(value)
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"--out {value!r}: must end in {' or '.join(suffixes)}")
+    if not path.parent.resolve().is_dir():
+        raise ValueError(f"--out {value!r}: no folder {path.parent}")
+    if path.is_dir():
+        raise ValueError(f"--out {value!r}: is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"--out {value!r}: {not_regular(path.stat().st_mode)}")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {value!r}: cannot write in folder {path.parent}")
+
+
+def check_out_folder(value: Path) -> None:
+    """An --out DIR, checked before any work: a folder, or a name that can become one."""
+    if value.exists() and not value.is_dir():
+        raise ValueError(f"--out {str(value)!r}: exists and is not a folder")
+    parent = value
+    while not parent.exists():  # the nearest folder that exists must take new folders
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {str(value)!r}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {str(value)!r}: cannot write in folder {parent}")
+
+
+def _named_file(path: str, cap: int) -> str:
+    """An image named on the command line: its rejection reason ("" when it may be read).
+    A FIFO, device or socket is never a picture: a usage error (exit 2), not a row."""
+    try:
+        check_file(path, cap)
+    except ImageRejected as exc:
+        if exc.reason == "not_regular_file":
+            raise ValueError(f"{_shown(path)}: {exc.detail}; only regular files are read") from None
+        return exc.reason
+    return ""
+
+
+def _expand(paths: list[str], cap: int) -> list[tuple[str, str]]:
+    """(file, rejection reason or "") of files as given and of the image files under the
+    folders given, sorted. Only ``os.stat`` here: nothing is opened."""
     out = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            out += sorted(str(f) for f in path.rglob("*") if f.is_file() and is_image_path(f))
+            for f in sorted(str(f) for f in path.rglob("*") if is_image_path(f)
+                            and not f.is_dir()):
+                try:
+                    check_file(f, cap)
+                    out.append((f, ""))
+                except ImageRejected as exc:
+                    out.append((f, exc.reason))
         else:
-            out.append(p)
+            out.append((p, _named_file(p, cap)))
     return out
 
 
 def cmd_predict(args) -> int:
-    files = _expand(args.paths)
+    params, root = _params()
+    check_out_file(args.out, ".csv", ".json")
+    check_model(args.model)
+    files = _expand(args.paths, _cap(params))
     if not files:
         raise ValueError("no image files under the given folders")
-    detector, _, _ = _detector(args)
-    rows = detector.score(files, face_crop=False if args.no_face_crop else None)
+    if all(error for _, error in files):  # nothing to score: no need for the model
+        rows = [{"file": f, "p_fake": None, "label": None, "face_found": None, "error": e}
+                for f, e in files]
+    else:
+        detector = _detector(args, params, root)
+        rows = detector.score([f for f, _ in files],
+                              face_crop=False if args.no_face_crop else None)
     _write_rows(rows, args.out)
     return 1 if any(r["error"] for r in rows) else 0
+
+
+def _shown(name: str) -> str:
+    """A file name as text that prints on one line: bytes that are not UTF-8 and control
+    characters (a newline, a carriage return) written as escapes."""
+    name = readable_name(name)
+    return name if name.isprintable() else "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
 
 
 def _write_rows(rows: list[dict], out: str | None) -> None:
     if out and out.lower().endswith(".json"):
         Path(out).write_text(json.dumps(rows, indent=2) + "\n")
     elif out:
-        with open(out, "w", newline="") as fh:
+        # The csv module's default dialect quotes any field holding a comma, a quote, "\r"
+        # or "\n", so every name reads back as written (names that are not UTF-8 are
+        # written with escapes, as in rejected.csv).
+        with open(out, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=PREDICT_COLUMNS, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(rows)
-    width = max(len(r["file"]) for r in rows)
+            writer.writerows({**r, "file": readable_name(r["file"])} for r in rows)
+    names = [_shown(r["file"]) for r in rows]
+    width = max(len(n) for n in names)
     print(f"{'file':{width}s}  {'p_fake':>7s}  {'label':5s}  {'face':5s}  error")
-    for r in rows:
+    for name, r in zip(names, rows):
         face = {True: "yes", False: "no", None: "-"}[r["face_found"]]
         p = f"{r['p_fake']:.4f}" if r["p_fake"] is not None else "-"
-        print(f"{r['file']:{width}s}  {p:>7s}  {r['label'] or '-':5s}  {face:5s}  {r['error']}")
+        print(f"{name:{width}s}  {p:>7s}  {r['label'] or '-':5s}  {face:5s}  {r['error']}")
 
 
 def cmd_evaluate(args) -> int:
+    params, root = _params()
+    check_out_file(args.out, ".json")
+    check_model(args.model)
+    folder = Path(args.data)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder}")
+
     import numpy as np
 
     from .evaluation import binary_metrics
     from .splitting import scan
 
-    folder = Path(args.data)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no folder {folder}")
-    detector, params, _ = _detector(args)
-    manifest, rejected = scan(folder, folder, params["data"]["class_names"], None)
+    manifest, rejected = scan(folder, folder, params["data"]["class_names"], None,
+                              max_bytes=_cap(params))
     if manifest.empty or manifest["label"].nunique() < 2:
         raise ValueError(f"{folder} needs images under both a real and a fake class folder "
                          f"(found {len(manifest)} labelled images)")
+    detector = _detector(args, params, root)
     files = [str(folder / p) for p in manifest["path"]]
     ways = {"as_served": None} if not detector.settings["face_crop"].get("enabled") else {
         "as_served": True, "without_face_crop": False}
@@ -106,10 +268,18 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from . import explain_report, explanation
-    from .images import ImageRejected
+    params, root = _params()
+    out = Path(args.out or f"{Path(args.image).stem}_explained")
+    check_out_folder(out)
+    check_model(args.model)
+    try:
+        check_file(args.image, _cap(params))
+    except ImageRejected as exc:
+        raise ValueError(f"{_shown(args.image)}: {exc.detail or exc.reason}") from None
 
-    detector, params, _ = _detector(args)
+    from . import explain_report, explanation
+
+    detector = _detector(args, params, root)
     try:
         image, face = detector.prepare(args.image)
     except ImageRejected as exc:
@@ -119,7 +289,6 @@ def cmd_explain(args) -> int:
     explained = explain_report.explain_image(detector, image, cfg, params["base"]["seed"], cam)
     p = explained["p_fake"]
     label = "fake" if p >= detector.threshold else "real"
-    out = Path(args.out or f"{Path(args.image).stem}_explained")
     out.mkdir(parents=True, exist_ok=True)
     figure = explain_report.example_figure(
         out / "explanation.png", image, f"{Path(args.image).name}: {label} (P(fake) {p:.3f})",
@@ -193,22 +362,12 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    _params()  # checked before the web stack is imported (serve reads it again)
+    check_model(args.model)
     from .service import serve
 
     serve(args.model, args.host, args.port)
     return 0
-
-
-def _out_file(*suffixes: str):
-    """An --out FILE: one of ``suffixes``, in a folder that exists (checked before any work)."""
-    def check(value: str) -> str:
-        path = Path(value)
-        if path.suffix.lower() not in suffixes:
-            raise argparse.ArgumentTypeError(f"{value!r}: must end in {' or '.join(suffixes)}")
-        if not path.parent.resolve().is_dir():
-            raise argparse.ArgumentTypeError(f"{value!r}: no folder {path.parent}")
-        return value
-    return check
 
 
 def _port(value: str) -> int:
@@ -220,8 +379,9 @@ def _port(value: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepfake", description=(
         "Deepfake face-image detector. The pipeline runs with `dvc repro` (or `make repro`); "
-        "these commands use what it registered. --model takes a models:/ URI or a .keras "
-        "file; the default is models:/deepfake-detector@champion (else @challenger)."))
+        "these commands use what it registered. --model takes a models:/ URI, a .keras "
+        "file or an MLflow model folder; the default is models:/deepfake-detector@champion "
+        "(else @challenger). Only regular files up to preprocess.max_file_mb are read."))
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name, func, help_):
@@ -231,18 +391,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("predict", cmd_predict, "score images: P(fake) and a label per file")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
-    p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
-    p.add_argument("--out", type=_out_file(".csv", ".json"),
-                   help="also write FILE.csv (file,p_fake,label,error) or FILE.json")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--out", help="also write FILE.csv (file,p_fake,label,error) or FILE.json")
     p.add_argument("--no-face-crop", action="store_true", help="score whole images")
     p = command("evaluate", cmd_evaluate, "metrics of a model on your own labelled folder")
     p.add_argument("--data", required=True, help="a folder with real/ and fake/ images "
                    "(any layout the split stage understands)")
-    p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
-    p.add_argument("--out", type=_out_file(".json"), help="write the metrics to FILE.json")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--out", help="write the metrics to FILE.json")
     p = command("explain", cmd_explain, "LIME and Grad-CAM images for one file")
     p.add_argument("image")
-    p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--out", help="folder to write to (default: <image name>_explained/)")
     p = command("models", cmd_models, "registered versions with aliases and test metrics")
     p.add_argument("--lineage", type=int, metavar="N", help="what version N was made from")
@@ -255,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="default: serve.host in params.yaml (127.0.0.1: this "
                    "machine only)")
     p.add_argument("--port", type=_port, help="default: serve.port in params.yaml (8000)")
-    p.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or FILE.keras")
+    p.add_argument("--model", help=MODEL_HELP)
     return parser
 
 

@@ -3,9 +3,100 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import yaml
+
+# A YAML alias (``*name``) refers to an anchored value without copying it, so a few hundred
+# bytes of aliases to aliases ("billion laughs") stand for billions of values: harmless as
+# shared Python objects, but anything that walks or prints them (params checks, ``repr``)
+# expands them. params.yaml has ~400 values; refuse documents that expand past this.
+MAX_YAML_VALUES = 100_000
+MAX_YAML_BYTES = 16 * 2**20  # a params file is a few KB
+
+
+class YAMLTooLarge(ValueError):
+    """A YAML document refused before any Python object was built from it."""
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """How many values ``root`` stands for with every alias expanded, computed on the node
+    graph (each distinct node once, iteratively); ``YAMLTooLarge`` past ``limit`` or for an
+    alias inside its own anchor (a value that contains itself)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # being counted: the current path from the root
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1
+            continue
+        children = [x for pair in node.value for x in pair] if isinstance(
+            node, yaml.MappingNode) else node.value
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > limit:
+                raise YAMLTooLarge(f"its aliases expand to more than {limit:,} values "
+                                   "(a YAML alias bomb)")
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise YAMLTooLarge("an alias refers to a value that contains it (a value "
+                               "cannot hold itself)")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack += [(c, False) for c in children if id(c) not in sizes]
+    return sizes[id(root)]
+
+
+class BoundedSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that counts the composed document's values, aliases expanded,
+    and refuses it (``YAMLTooLarge``) before constructing any Python object."""
+
+    max_values = MAX_YAML_VALUES
+
+    def compose_document(self):
+        node = super().compose_document()
+        if node is not None:
+            _expanded_size(node, self.max_values)
+        return node
+
+
+def safe_load(text: str, source: str = "YAML") -> object:
+    """``yaml.safe_load`` for files users give the project: alias bombs and self-referring
+    aliases are refused, and every failure is one ``ValueError`` line naming ``source``."""
+    try:
+        return yaml.load(text, Loader=BoundedSafeLoader)  # noqa: S506 - a SafeLoader
+    except YAMLTooLarge as exc:
+        raise YAMLTooLarge(f"{source}: {exc}; refused before reading its values") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source} is not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise YAMLTooLarge(f"{source}: nested too deeply to be a settings file") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one line: what is wrong and where."""
+    mark = getattr(exc, "problem_mark", None)
+    what = "; ".join(p for p in (getattr(exc, "context", None), getattr(exc, "problem", None))
+                     if p) or " ".join(str(exc).split())
+    return what + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")
+
+
+def read_yaml_file(path: Path, max_bytes: int = MAX_YAML_BYTES) -> object:
+    """A user's YAML file through ``safe_load``: a regular file of at most ``max_bytes``."""
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path}: not a regular file")
+    if info.st_size > max_bytes:
+        raise YAMLTooLarge(f"{path}: {info.st_size:,} bytes, more than a settings file "
+                           f"needs ({max_bytes // 2**20} MB at most)")
+    with open(path, encoding="utf-8") as fh:
+        return safe_load(fh.read(), str(path))
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:
@@ -39,10 +130,11 @@ def load_params(root: Path | None = None) -> dict:
         raise FileNotFoundError(f"no params.yaml in {path.parent}: run this inside the "
                                 "project's checkout")
     try:
-        with open(path) as fh:
-            params = yaml.safe_load(fh) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+        params = read_yaml_file(path) or {}
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path} is not UTF-8 text: {exc}") from None
+    except ValueError as exc:  # not YAML, an alias bomb, too large, not a file
+        raise ParamsError(str(exc)) from None
     return validate(params, str(path))
 
 

@@ -2,16 +2,21 @@
 
 decode → EXIF orientation → RGB → centre crop to square → resize.
 
-Plain JPEGs (YCbCr or grey, no EXIF block) take a fast path: libjpeg-turbo through
-``simplejpeg`` scales by 1/2, 1/4 or 1/8 inside the DCT and skips Pillow's per-file Python
-marker parsing, about 2x faster per image. Everything else (and any JPEG the fast path
-refuses) goes through Pillow, whose JPEG draft mode does the same DCT scaling.
+Files are read only when they are regular files no larger than ``preprocess.max_file_mb``
+(``check_file``): a FIFO or device is never opened, a huge file never read.
+
+Plain JPEGs (YCbCr or grey, no EXIF block before the image data) take a fast path:
+libjpeg-turbo through ``simplejpeg`` scales by 1/2, 1/4 or 1/8 inside the DCT and skips
+Pillow's per-file Python marker parsing, about 2x faster per image. Everything else (and any
+JPEG the fast path refuses) goes through Pillow, whose JPEG draft mode does the same DCT
+scaling.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -27,7 +32,10 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 
 # Reasons a file is left out; the contract of data/processed/rejected.csv.
 REASONS = ("zero_bytes", "truncated", "not_image", "too_many_pixels", "duplicate",
-           "label_conflict", "unreadable", "no_class")
+           "label_conflict", "unreadable", "no_class", "too_large", "not_regular_file")
+
+MAX_FILE_MB = 100  # preprocess.max_file_mb's default: larger files are refused unread
+MB = 2**20
 
 
 class ImageRejected(Exception):
@@ -85,9 +93,39 @@ def centre_box(width: int, height: int, crop: float = 1.0) -> tuple[int, int, in
     return left, top, left + side, top + side
 
 
+def _exif_before_image(data: bytes, max_segments: int = 4096) -> bool | None:
+    """Whether a JPEG carries an EXIF block (APP1 ``Exif``) anywhere before its image data.
+
+    Walks the marker segments from SOI to SOS (each segment states its length), so a large
+    ICC profile or Photoshop block in front of the EXIF cannot hide it the way a search of
+    the first 64 KiB could. None for a marker structure that is not plain (let Pillow judge).
+    """
+    i, n = 2, len(data)
+    for _ in range(max_segments):
+        if i + 4 > n or data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan / end of image: no metadata after here
+            return False
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # stand-alone markers carry no length
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if length < 2:
+            return None
+        if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\x00\x00":
+            return True
+        i += 2 + length
+    return None
+
+
 def _fast_jpeg(data: bytes, size: int, max_pixels: int, crop: float) -> np.ndarray | None:
-    """Decode a plain JPEG with DCT scaling, or None to let Pillow handle it."""
-    if simplejpeg is None or data[:2] != b"\xff\xd8" or data.find(b"Exif\x00\x00", 0, 65536) >= 0:
+    """Decode a plain JPEG with DCT scaling, or None to let Pillow handle it (an EXIF block,
+    which may turn the picture, or anything unusual)."""
+    if simplejpeg is None or data[:2] != b"\xff\xd8" or _exif_before_image(data) is not False:
         return None
     try:
         height, width, colourspace, _ = simplejpeg.decode_jpeg_header(data)
@@ -103,16 +141,60 @@ def _fast_jpeg(data: bytes, size: int, max_pixels: int, crop: float) -> np.ndarr
     return square_resize(img, size, centre_box(*img.size, crop))
 
 
-def read_bytes(source: str | os.PathLike | bytes) -> bytes:
-    """The file's bytes (``source`` may already be bytes); ``ImageRejected`` when unusable."""
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR,
+          "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_regular(mode: int) -> str:
+    """What a file that is not a regular file is, from its ``st_mode``: "a FIFO, not a
+    regular file"."""
+    kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
+    return f"{kind}, not a regular file"
+
+
+def check_file(path: str | os.PathLike, max_bytes: int | None = MAX_FILE_MB * MB) -> int:
+    """The size of ``path`` if it may be read as an image: a regular file (after symbolic
+    links) of at most ``max_bytes``. Only ``os.stat``: nothing is opened. Raises
+    ``ImageRejected`` (``unreadable``, ``not_regular_file``, ``too_large``)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError) as exc:
+        raise ImageRejected("unreadable", str(exc)) from None
+    return _check_stat(info, max_bytes)
+
+
+def _check_stat(info: os.stat_result, max_bytes: int | None) -> int:
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageRejected("not_regular_file", not_regular(info.st_mode))
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise ImageRejected("too_large", f"{info.st_size:,} bytes, more than the "
+                            f"{max_bytes / MB:g} MB cap (preprocess.max_file_mb)")
+    return info.st_size
+
+
+def read_bytes(source: str | os.PathLike | bytes,
+               max_bytes: int | None = MAX_FILE_MB * MB) -> bytes:
+    """The file's bytes (``source`` may already be bytes, taken as they are);
+    ``ImageRejected`` when unusable. A path is checked before it is opened (``check_file``),
+    opened without blocking (a FIFO swapped in after the check cannot hang it) and checked
+    again on the open file, and never more than ``max_bytes`` are read."""
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     else:
+        check_file(source, max_bytes)
         try:
-            with open(source, "rb") as fh:
-                data = fh.read()
+            fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except (OSError, ValueError) as exc:
+            raise ImageRejected("unreadable", str(exc)) from None
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                _check_stat(os.fstat(fh.fileno()), max_bytes)  # the file opened is a file
+                data = fh.read(-1 if max_bytes is None else max_bytes + 1)
         except OSError as exc:
             raise ImageRejected("unreadable", str(exc)) from None
+        if max_bytes is not None and len(data) > max_bytes:  # it grew after the check
+            raise ImageRejected("too_large", f"more than the {max_bytes / MB:g} MB cap "
+                                "(preprocess.max_file_mb)")
     if not data:
         raise ImageRejected("zero_bytes")
     return data
@@ -161,15 +243,17 @@ def square_resize(img: Image.Image, size: int, box: tuple[int, int, int, int]) -
 
 
 def load_image(source: str | os.PathLike | bytes, size: int,
-               max_pixels: int = 50_000_000, crop: float = 1.0) -> np.ndarray:
+               max_pixels: int = 50_000_000, crop: float = 1.0,
+               max_bytes: int | None = MAX_FILE_MB * MB) -> np.ndarray:
     """Decode ``source`` (a path or the file's bytes) to a uint8 ``size×size×3`` array.
 
     ``crop`` < 1 keeps only the centre ``crop`` × shorter side before resizing (closer to
-    the native resolution, where generator artefacts survive).
+    the native resolution, where generator artefacts survive). A path larger than
+    ``max_bytes`` (``preprocess.max_file_mb``) is refused unread; bytes are taken as given.
 
     Raises ``ImageRejected`` with a reason from ``REASONS`` for unusable input.
     """
-    data = read_bytes(source)
+    data = read_bytes(source, max_bytes)
     if not 0 < crop <= 1:
         raise ValueError(f"crop must be in (0, 1], not {crop}")
     fast = _fast_jpeg(data, size, max_pixels, crop)

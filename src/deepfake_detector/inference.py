@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .images import MAX_FILE_MB, MB
+
 
 def compiled_predict(model, batch_size: int = 256):
     """A function ``x (N×H×W×3 uint8) → P(fake) (N,)`` that runs ``model`` in batches through
@@ -25,16 +27,19 @@ def compiled_predict(model, batch_size: int = 256):
 
 
 def prepare_image(source, size: int, *, max_pixels: int = 50_000_000, crop: float = 1.0,
-                  face_crop: dict | None = None) -> tuple[np.ndarray, bool | None]:
+                  face_crop: dict | None = None,
+                  max_bytes: int | None = MAX_FILE_MB * MB) -> tuple[np.ndarray, bool | None]:
     """The one preprocessing of a single image for scoring (CLI, pyfunc, service):
     decode → optional face crop → centre crop → resize. Returns the uint8 image and whether a
-    face was found (None when face cropping is off). Raises ``images.ImageRejected``."""
+    face was found (None when face cropping is off). Raises ``images.ImageRejected``; a path
+    that is not a regular file, or is larger than ``max_bytes``, is refused unread."""
     from . import faces
     from .images import centre_box, decode, load_image, read_bytes, square_resize
 
     if not (face_crop or {}).get("enabled"):
-        return load_image(source, size, max_pixels, crop), None
-    img = decode(read_bytes(source), max_pixels, draft=(max(size, faces.DETECT_SIDE), 1.0))
+        return load_image(source, size, max_pixels, crop, max_bytes), None
+    img = decode(read_bytes(source, max_bytes), max_pixels,
+                 draft=(max(size, faces.DETECT_SIDE), 1.0))
     face = faces.largest_face(np.asarray(img), face_crop.get("min_fraction", 0.1))
     if face is None:
         return square_resize(img, size, centre_box(*img.size, crop)), False
@@ -68,12 +73,16 @@ class Detector:
                                  float(self.settings.get("temperature", 1.0)))
 
     def prepare(self, source, face_crop: bool | None = None):
+        """``max_file_mb`` in the settings (the CLI sets ``preprocess.max_file_mb``) caps the
+        size of a file read from a path; default ``images.MAX_FILE_MB``."""
         face = dict(self.settings.get("face_crop") or {})
         if face_crop is not None:
             face["enabled"] = face_crop
+        cap = int(float(self.settings.get("max_file_mb", MAX_FILE_MB)) * MB)
         return prepare_image(source, int(self.settings["image_size"]),
                              max_pixels=int(self.settings.get("max_pixels", 50_000_000)),
-                             crop=float(self.settings.get("centre_crop", 1.0)), face_crop=face)
+                             crop=float(self.settings.get("centre_crop", 1.0)), face_crop=face,
+                             max_bytes=cap)
 
     def score(self, sources: list, names: list[str] | None = None,
               face_crop: bool | None = None) -> list[dict]:

@@ -132,13 +132,16 @@ SPEC = {
         "cache_dir": text, "gdrive_base_url": optional(text),
         "extract": {"max_total_bytes": integer(1), "max_ratio": number(1),
                     "max_entries": integer(1)},
+        "download": {"max_bytes": integer(1), "stall_s": POSITIVE,
+                     "deadline_s": optional(POSITIVE)},
     },
     "split": {"keep_existing": boolean,
               "fractions": {"train": number(0, 1, above=0), "val": number(0, 1, above=0),
                             "test": number(0, 1, above=0)},
               "group_regex": regex},
     "preprocess": {"image_size": integer(16, 1024), "centre_crop": number(hi=1, above=0),
-                   "max_pixels": integer(1), "max_rejected_share": PROB},
+                   "max_pixels": integer(1), "max_rejected_share": PROB,
+                   "max_file_mb": POSITIVE},
     "training": {"distribute": choice("none", "mirrored", "multi_worker"),
                  "cpu_devices": integer(0, 64), "deterministic": boolean,
                  "max_steps_per_epoch": optional(integer(1)),
@@ -167,6 +170,8 @@ SPEC = {
     "serve": {"face_crop": boolean, "face_margin": number(0, 5),
               "face_min_fraction": number(hi=1, above=0), "host": text,
               "port": integer(0, 65535), "max_upload_mb": POSITIVE,
+              "max_request_mb": POSITIVE, "max_files": integer(1),
+              "upload_stall_s": POSITIVE, "allowed_hosts": optional(list_of(text, 1)),
               "explain_concurrency": integer(1)},
 }
 
@@ -189,6 +194,11 @@ def _walk(values, spec, prefix, problems, all_optional=False):
                 problems.append(f"{name}: must map model names to their settings")
                 continue
             for model, cfg in value.items():
+                # the name becomes a file name, a DVC stage name and a CSV field
+                if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", str(model)):
+                    problems.append(f"{name}.{model!r}: a model name is 1 to 64 letters, "
+                                    "digits, '_', '.' or '-', starting with a letter or digit")
+                    continue
                 _walk(cfg, MODEL, f"{name}.{model}.", problems)
                 if isinstance(cfg, dict) and model not in ARCHITECTURES and \
                         "architecture" not in cfg:
@@ -253,3 +263,23 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
         raise ParamsError(f"{source} has {len(problems)} problem(s); nothing was run:\n  " +
                           "\n  ".join(problems))
     return params
+
+
+def main() -> int:
+    """``python -m deepfake_detector.params_check``: check the project's params.yaml the way
+    every stage, the CLI and the service read it (YAML alias bombs included), so that
+    ``make repro`` stops on a bad file before DVC parses it. Exit 0 when fine, 2 when not."""
+    import sys
+
+    from .config import load_params, project_root
+
+    try:
+        load_params(project_root())
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

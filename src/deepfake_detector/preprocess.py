@@ -17,14 +17,15 @@ import pandas as pd
 from tqdm import tqdm
 
 from .atomic import atomic_path
-from .images import ImageRejected, load_image, resize_mask
+from .images import MAX_FILE_MB, MB, ImageRejected, load_image, resize_mask
 
 CHUNK = 64
 
 
 def decode_files(paths: list[str], size: int, max_pixels: int, workers: int | None = None,
-                 desc: str = "decode", crop: float = 1.0):
-    """(uint8 N×size×size×3 of the files that decoded, keep mask, reasons by index)."""
+                 desc: str = "decode", crop: float = 1.0, max_bytes: int | None = MAX_FILE_MB * MB):
+    """(uint8 N×size×size×3 of the files that decoded, keep mask, reasons by index). Files
+    past ``max_bytes``, and anything that is not a regular file, are rejected unread."""
     n = len(paths)
     x = np.zeros((n, size, size, 3), dtype=np.uint8)
     keep = np.zeros(n, dtype=bool)
@@ -34,7 +35,7 @@ def decode_files(paths: list[str], size: int, max_pixels: int, workers: int | No
         stop = min(start + CHUNK, n)
         for i in range(start, stop):
             try:
-                x[i] = load_image(paths[i], size, max_pixels, crop)
+                x[i] = load_image(paths[i], size, max_pixels, crop, max_bytes)
                 keep[i] = True
             except ImageRejected as exc:
                 reasons[i] = exc.reason
@@ -58,11 +59,11 @@ def load_masks(raw_dir: Path) -> dict[str, np.ndarray] | None:
 
 def preprocess_split(manifest: pd.DataFrame, out_path: Path, *, root: Path, raw_dir: Path,
                      size: int, max_pixels: int, masks: dict | None, workers=None,
-                     crop: float = 1.0):
+                     crop: float = 1.0, max_bytes: int | None = MAX_FILE_MB * MB):
     """Write one split's ``.npz``; returns the rejected rows."""
     files = [str(root / p) for p in manifest["path"]]
     x, keep, reasons = decode_files(files, size, max_pixels, workers, desc=out_path.stem,
-                                    crop=crop)
+                                    crop=crop, max_bytes=max_bytes)
     # Compact in place, a block at a time: kept rows move to the front (kept[j] >= j, so no
     # row is overwritten before it moves) without a second copy of the whole array.
     kept = np.flatnonzero(keep)

@@ -36,39 +36,79 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
 
 
 def create_app(detector, card: dict, params: dict):
-    from fastapi import FastAPI, File, HTTPException, UploadFile
+    from fastapi import FastAPI, HTTPException, Request
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
 
     from . import explain_report, explanation
+    from .service_guard import STATIC, Guard, allowed_hosts, docs_page
+    from .service_uploads import (
+        MULTIPART_MESSAGE,
+        Limits,
+        UploadRejected,
+        read_parts,
+        upload_body,
+        validation_error,
+    )
 
     serve_cfg = params.get("serve", {})
-    max_bytes = int(float(serve_cfg.get("max_upload_mb", 10)) * 2**20)
+    limits = Limits.from_params(serve_cfg)
+    card = {**card, "limits": limits.public()}
     explain_slots = threading.BoundedSemaphore(int(serve_cfg.get("explain_concurrency", 1)))
     explain_cfg = params.get("explain", {})
     cam = explanation.gradcam_function(detector.model, explain_cfg.get("gradcam_min_size", 8))
-    app = FastAPI(title="deepfake-detector", version=str(card.get("version", "")),
+    title = "deepfake-detector"
+    app = FastAPI(title=title, version=str(card.get("version", "")), docs_url=None,
+                  redoc_url=None,
                   description="P(fake) of face images, with explanations. 1 = fake.")
+    docs_html, docs_policy = docs_page(title)
+    app.add_middleware(Guard, hosts=allowed_hosts(serve_cfg), docs_policy=docs_policy)
+    errors = {400: {"description": "not multipart/form-data, or no file in the field"},
+              408: {"description": "the body stalled (serve.upload_stall_s)"},
+              413: {"description": "past serve.max_upload_mb, max_request_mb or max_files"},
+              415: {"description": "no usable image"}}
 
     @app.exception_handler(RequestValidationError)
     def bad_request(request, exc):
         # The contract's 400, not FastAPI's 422: a body that is not the expected multipart.
         return JSONResponse(status_code=400, content={"detail": {
-            "message": "send multipart/form-data with image files in the field 'files' "
-                       "(/predict) or 'file' (/explain)",
+            "message": MULTIPART_MESSAGE,
             "errors": jsonable_encoder(exc.errors(), custom_encoder={bytes: repr})}})
 
-    def read(upload: UploadFile) -> bytes:
-        data = upload.file.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise HTTPException(413, f"{upload.filename}: larger than {max_bytes} bytes "
-                                     "(serve.max_upload_mb)")
-        return data
+    def refuse(status: int, detail) -> HTTPException:
+        # The rest of the body is never read: close the connection rather than drain it.
+        return HTTPException(status, detail, headers={"Connection": "close"})
+
+    async def uploads(request, wanted: tuple[str, ...]) -> list | None:
+        """The file parts of ``wanted`` fields (None: not multipart); a text value where a
+        file belongs is a 400."""
+        try:
+            parts = await read_parts(request, limits, wanted)
+            text = [p.name for p in parts or [] if p.name in wanted and p.filename is None]
+            if text:
+                raise validation_error(text[0], "text")
+        except UploadRejected as exc:
+            raise refuse(exc.status, exc.detail) from None
+        if parts is None:
+            return None
+        return sorted((p for p in parts if p.name in wanted), key=lambda p: wanted.index(p.name))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():
         return resources.files("deepfake_detector").joinpath("static/index.html").read_text()
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str):
+        if name not in STATIC:
+            raise HTTPException(404, "Not Found")
+        text = resources.files("deepfake_detector").joinpath(f"static/{name}").read_text()
+        return Response(text, media_type=STATIC[name])
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs():
+        return docs_html
 
     @app.get("/health")
     def health():
@@ -78,16 +118,12 @@ def create_app(detector, card: dict, params: dict):
     def model():
         return card
 
-    # Plain (not async) handlers: FastAPI runs them in its thread pool, so requests overlap
-    # on both cores (the model call, decoding and face detection release the GIL).
-    @app.post("/predict")
-    def predict(files: list[UploadFile] | None = File(None),
-                file: UploadFile | None = File(None)):
-        uploads = (files or []) + ([file] if file else [])
-        if not uploads:
-            raise HTTPException(400, "send one or more images in the multipart field 'files'")
-        datas = [read(u) for u in uploads]
-        names = [u.filename or "" for u in uploads]
+    def score(files: list) -> dict:
+        datas, names = [], []
+        for part in files:  # one copy at a time: a request holds its uploads about once
+            datas.append(bytes(part.data))
+            part.data = bytearray()
+            names.append(part.filename)
         rows = detector.score([d if looks_like_image(d) else b"" for d in datas], names)
         for row, data in zip(rows, datas):
             if not data:
@@ -99,13 +135,22 @@ def create_app(detector, card: dict, params: dict):
                                       "results": rows})
         return {"model": card, "results": rows}
 
-    @app.post("/explain")
-    def explain(file: UploadFile = File(...)):
+    # The body is read here, as it arrives (service_uploads); the model work runs in the thread
+    # pool, so requests overlap on both cores (the model call, decoding and face detection
+    # release the GIL).
+    @app.post("/predict", responses=errors,
+              openapi_extra=upload_body({"files": True, "file": False}, required=False))
+    async def predict(request: Request):
+        files = await uploads(request, ("files", "file"))
+        if not files:
+            raise refuse(400, "send one or more images in the multipart field 'files'")
+        return await run_in_threadpool(score, files)
+
+    def explain_one(filename: str, data: bytes) -> dict:
         from .images import ImageRejected
 
-        data = read(file)
         if not looks_like_image(data):
-            raise HTTPException(415, f"{file.filename}: not an image")
+            raise HTTPException(415, f"{filename}: not an image")
         if not explain_slots.acquire(blocking=False):
             raise HTTPException(503, "explanation capacity is full; retry shortly",
                                 headers={"Retry-After": "5"})
@@ -113,18 +158,28 @@ def create_app(detector, card: dict, params: dict):
             try:
                 image, face = detector.prepare(data)
             except ImageRejected as exc:
-                raise HTTPException(415, f"{file.filename}: {exc.reason}") from None
+                raise HTTPException(415, f"{filename}: {exc.reason}") from None
             explained = explain_report.explain_image(detector, image, explain_cfg, 0, cam)
         finally:
             explain_slots.release()
         p = explained["p_fake"]
-        return {"file": file.filename, "p_fake": round(p, 6),
+        return {"file": filename, "p_fake": round(p, 6),
                 "label": "fake" if p >= detector.threshold else "real", "face_found": face,
                 "threshold": detector.threshold, "images": {
                     "input": png_base64(image),
                     "lime_positive": png_base64(explained["positive"] * 255),
                     "lime_both": png_base64(explained["both"] * 255),
                     "gradcam": png_base64(heat_overlay(image, explained["gradcam"]))}}
+
+    @app.post("/explain", responses={**errors, 503: {"description": "capacity full"}},
+              openapi_extra=upload_body({"file": False}, required=True))
+    async def explain(request: Request):
+        files = await uploads(request, ("file",))
+        if not files:
+            raise refuse(400, validation_error("file", "missing").detail)
+        if len(files) > 1:
+            raise refuse(400, "send one image in the multipart field 'file'")
+        return await run_in_threadpool(explain_one, files[0].filename, bytes(files[0].data))
 
     return app
 
@@ -172,12 +227,15 @@ def serve(model: str | None, host: str | None = None, port: int | None = None) -
 
     from .config import load_params, project_root
     from .registry import load_detector
+    from .service_guard import allowed_hosts
 
     root = project_root()
     params = load_params(root)
     host = host or params["serve"]["host"]
     port = params["serve"]["port"] if port is None else port
+    params = {**params, "serve": {**params["serve"], "host": host}}  # a Host header it accepts
     detector, uri = load_detector(model, root, params)
     app = create_app(detector, model_card(uri, detector, root, params), params)
-    print(f"serving {uri} on http://{host}:{port}/  (API docs: /docs)")
+    print(f"serving {uri} on http://{host}:{port}/  (API docs: /docs; Host names accepted: "
+          f"{', '.join(allowed_hosts(params['serve']))}, see serve.allowed_hosts)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

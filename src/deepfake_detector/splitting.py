@@ -8,7 +8,10 @@ folders (either nesting order); any wrapping folders above them.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -16,13 +19,45 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .images import is_image_path, is_utf8, readable_name
+from .images import ImageRejected, check_file, is_image_path, is_utf8, readable_name
 
 SPLITS = ("train", "val", "test")
 SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "test": "test", "testing": "test"}
 MANIFEST_COLUMNS = ["path", "label", "sha256", "group"]
 REJECTED_COLUMNS = ["file", "stage", "reason"]
+
+
+# The project's CSV files list file names, and a name may hold a comma, a quote, a newline or
+# a carriage return. Python's csv writer quotes only fields holding the delimiter, the quote
+# or a character of its line terminator ("\n" for pandas), so a bare "\r" went out unquoted
+# and read back as a line break. Every text field is quoted; readers honour the quotes and
+# keep every column that holds names or hashes as text ("NA", "001" stay as written).
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+
+
+def read_manifest(path: Path) -> pd.DataFrame:
+    """``data/split/<split>.csv``: path, label (int), sha256, group."""
+    return pd.read_csv(path, keep_default_na=False, dtype={
+        "path": str, "label": int, "sha256": str, "group": str})
+
+
+def read_rejected(path: Path) -> list[dict]:
+    """The rows of a ``rejected.csv`` (file, stage, reason), every field as text."""
+    frame = pd.read_csv(path, keep_default_na=False, dtype=str)
+    return [{c: str(row[c]) for c in REJECTED_COLUMNS} for row in frame.to_dict("records")]
+
+
+def fetch_rejections(raw_dir: Path) -> list[dict]:
+    """What the fetch stage left out (``"rejected"`` in ``data/raw/source.json``: file and
+    reason), as rows of rejected.csv with stage ``fetch``; none when it lists nothing."""
+    path = raw_dir / "source.json"
+    if not path.is_file():
+        return []
+    listed = json.loads(path.read_text(encoding="utf-8")).get("rejected") or []
+    return [{"file": str(r["file"]), "stage": "fetch", "reason": str(r["reason"])}
+            for r in listed]
 
 
 def _words(name: str) -> set[str]:
@@ -46,14 +81,25 @@ def classify(rel_parts: tuple[str, ...], class_names: dict[str, list[str]]):
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    # without blocking (checked to be a regular file; nothing swapped in can hang this),
+    # in blocks: memory stays flat for any file size
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def scan(raw_dir: Path, root: Path, class_names: dict, group_regex: str | None):
-    """Manifest rows of every image under ``raw_dir`` plus the rows rejected on the way."""
+def scan(raw_dir: Path, root: Path, class_names: dict, group_regex: str | None,
+         max_bytes: int | None = None):
+    """Manifest rows of every image under ``raw_dir`` plus the rows rejected on the way.
+    Only regular files are read: anything else named like an image is listed
+    (``not_regular_file``, or ``unreadable`` for a broken link). With ``max_bytes`` (the
+    CLI's ``evaluate``), larger files are rejected (``too_large``) before they are read."""
     rows, rejected = [], []
     pattern = re.compile(group_regex) if group_regex else None
-    for path in sorted(p for p in raw_dir.rglob("*") if p.is_file() and is_image_path(p)):
+    # FIFOs, devices and broken links named like images are listed (check_file), not skipped
+    for path in sorted(p for p in raw_dir.rglob("*") if is_image_path(p) and not p.is_dir()):
         rel = path.relative_to(root).as_posix()
         if not rel.isprintable() or not is_utf8(rel):
             rejected.append({"file": readable_name(rel), "stage": "split",
@@ -63,13 +109,23 @@ def scan(raw_dir: Path, root: Path, class_names: dict, group_regex: str | None):
         if label is None:
             rejected.append({"file": rel, "stage": "split", "reason": "no_class"})
             continue
-        if path.stat().st_size == 0:
+        try:
+            size = check_file(path, max_bytes)
+        except ImageRejected as exc:
+            rejected.append({"file": rel, "stage": "split", "reason": exc.reason})
+            continue
+        if size == 0:
             rejected.append({"file": rel, "stage": "split", "reason": "zero_bytes"})
+            continue
+        try:
+            digest = _sha256(path)
+        except OSError:  # no permission, or gone since the check
+            rejected.append({"file": rel, "stage": "split", "reason": "unreadable"})
             continue
         group = ""
         if pattern and (m := pattern.search(path.relative_to(raw_dir).as_posix())):
             group = m.group(1) if m.groups() else m.group(0)
-        rows.append({"path": rel, "label": label, "sha256": _sha256(path), "group": group,
+        rows.append({"path": rel, "label": label, "sha256": digest, "group": group,
                      "given_split": given})
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS + ["given_split"]), rejected
 

@@ -98,12 +98,12 @@ def git_commit(root: Path) -> str:
 
 def pipeline_outputs(root: Path) -> list[str]:
     """Every path dvc.yaml's stages write (``dvc.lock`` lists them after a run)."""
-    import yaml
+    from .config import read_yaml_file
 
     lock = root / "dvc.lock"
     if not lock.exists():
         return []
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    stages = (read_yaml_file(lock) or {}).get("stages", {})
     return sorted({out["path"] for stage in stages.values() for out in stage.get("outs", [])})
 
 
