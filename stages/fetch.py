@@ -1,6 +1,7 @@
 """fetch: data.source → data/raw (+ data/raw/source.json)."""
 
 import os
+from pathlib import Path
 
 from _common import ROOT, load_params, run_stage
 
@@ -20,7 +21,7 @@ def main():
                           **({"families": families} if families else {}))
     # The download cache is not a stage output (DVC would delete a resumable .part) and
     # lives in the user's checkout, so queued experiments share it.
-    cache = os.environ.get("DEEPFAKE_CACHE_DIR") or main_checkout(ROOT) / data["cache_dir"]
+    cache = Path(os.environ.get("DEEPFAKE_CACHE_DIR") or main_checkout(ROOT) / data["cache_dir"])
     record = fetch(str(data["source"]), ROOT / "data" / "raw", root=ROOT, cache_dir=cache,
                    sha256=data.get("sha256"), synthetic_cfg=cfg,
                    limits=ExtractLimits(**data.get("extract", {})),

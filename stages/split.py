@@ -21,7 +21,8 @@ def main():
     frames, rejected, summary = split_dataset(
         raw, ROOT, class_names=params["data"]["class_names"],
         fractions=sp["fractions"], seed=params["base"]["seed"],
-        keep_existing=sp["keep_existing"], group_regex=sp.get("group_regex"))
+        keep_existing=sp["keep_existing"], group_regex=sp.get("group_regex"),
+        max_bytes=int(params["preprocess"]["max_file_mb"] * 2**20))
     out = ROOT / "data" / "split"
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():

@@ -231,7 +231,7 @@ def test_a_stalled_body_gets_408_and_is_held_in_memory_meanwhile(server):
         [part("files", "slow.jpg"), b"\xff" * (9 * MB // 10)], wait=stall + 5, during=during)
     assert status == 408 and "serve.upload_stall_s" in detail
     assert headers["connection"] == "close"
-    assert stall <= seconds < stall + 2
+    assert stall <= seconds < stall + 3
     assert seen == {"temp": [], "tmp_bytes": tmp_before}
     print(f"0.9 MiB of 2 MiB sent, then nothing: 408 after {seconds:.2f} s")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .download import is_html
 from .images import readable_name
 
 
@@ -161,9 +162,7 @@ def check_zip(zf: zipfile.ZipFile, limits: ExtractLimits, *, name_max: int = 255
 
 
 def _not_a_zip(archive: Path, exc: Exception) -> SourceError:
-    with open(archive, "rb") as fh:
-        head = fh.read(512).lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml")):
+    if is_html(archive):
         return SourceError(f"{archive} is an HTML page, not a zip archive: the link points to "
                            "a web page (a sharing, login or error page). Use a direct "
                            "download link, or download it in a browser and set data.source "

@@ -29,3 +29,8 @@ def run_stage(main) -> None:
         print(f"error: network failure: {exc}. Run the stage again: the download resumes "
               "from its .part file.", file=sys.stderr)
         raise SystemExit(1) from None
+    except OSError as exc:  # a full disk, a permission, an I/O error: say which file
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}. Free space or fix the permission, then run "
+              "the stage again.", file=sys.stderr)
+        raise SystemExit(1) from None

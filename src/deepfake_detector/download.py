@@ -9,8 +9,9 @@ its param:
   already holds) passes it; otherwise the stream stops at it and the ``.part`` is deleted
   (a ``.part`` never holds more than ``max_bytes``).
 - ``stall_s``: the socket read timeout, so no byte for that long ends the download.
-- ``deadline_s``: the whole download (Drive pages included), checked after every socket read,
-  so a server trickling a byte at a time is abandoned too.
+- ``deadline_s``: the whole download (Drive pages and response headers included): an alarm
+  (SIGALRM, in the main thread) interrupts even a blocked read, and the read loop checks it
+  after every socket read, so a server trickling a byte at a time is abandoned too.
 
 A ``.part`` stopped by a stall, the deadline or a dropped connection holds valid bytes and is
 kept: the next run resumes it with ``Range``. Nothing enters the cache unverified: a file whose
@@ -21,10 +22,13 @@ requests it again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import signal
+import threading
 import time
 import unicodedata
 import zipfile
@@ -175,12 +179,16 @@ def _network_error(source: str, exc: Exception, limits: DownloadLimits) -> Downl
                          f"{' '.join(str(exc).split())[:200]}. Check data.source.")
 
 
+def is_html(path: Path) -> bool:
+    """Whether the file starts like a web page (a sharing, login or error page)."""
+    with open(path, "rb") as fh:
+        return fh.read(512).lstrip().lower().startswith(HTML_STARTS)
+
+
 def _not_a_zip(source: str, part: Path, content_type: str) -> DownloadError:
     """The message for a finished download that is not a zip archive (``part`` is read)."""
-    with open(part, "rb") as fh:
-        head = fh.read(512).lstrip().lower()
     size = part.stat().st_size
-    if head.startswith(HTML_STARTS):
+    if is_html(part):
         return DownloadError(f"Cannot download {source}: the server sent an HTML page "
                              f"(as {content_type or 'no Content-Type'}), not a zip archive: the "
                              "link points to a web page (a sharing, login or error page). Use "
@@ -221,6 +229,32 @@ def download(source: str, cache_dir: Path, sha256: str | None = None,
     headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
     timeout = (CONNECT_S, limits.stall_s)
     try:
+        with _deadline_alarm(deadline):
+            name, content_type = _fetch(session, source, gdrive_base, headers, timeout,
+                                        deadline, part, have, limits)
+    except Stop:
+        kept = (f"; the {part.stat().st_size} bytes received are kept in {part.name}: the next "
+                "run resumes from there") if part.exists() else ""
+        raise DownloadError(f"Cannot download {source}: not finished after "
+                            f"data.download.deadline_s={limits.deadline_s:g} s{kept}. Raise "
+                            "data.download.deadline_s for a slow connection.") from None
+    got = _verify(source, part, content_type, sha256)
+    final = cache_dir / f"{key}-{name}"
+    old = _recorded(cache_dir, meta_path)
+    if old is not None and old != final:
+        old.unlink(missing_ok=True)  # an earlier download of this source under another name
+    os.replace(part, final)
+    tmp = meta_path.with_name(f"{key}.json.tmp")
+    tmp.write_text(json.dumps({"source": source, "file": final.name, "sha256": got}))
+    os.replace(tmp, meta_path)
+    return final
+
+
+def _fetch(session, source: str, gdrive_base, headers: dict, timeout, deadline,
+           part: Path, have: int, limits: DownloadLimits) -> tuple[str, str]:
+    """Ask for ``source`` and stream its body into ``part``; returns the file's name and
+    Content-Type (both empty of meaning when the ``.part`` was already whole)."""
+    try:
         if source.startswith("gdrive://"):
             from . import gdrive  # imported here: gdrive uses this module's body reader
 
@@ -233,11 +267,6 @@ def download(source: str, cache_dir: Path, sha256: str | None = None,
             fallback = safe_name(os.path.basename(urlparse(source).path) or "download.zip")
     except requests.RequestException as exc:
         raise _network_error(source, exc, limits) from None
-    except Stop:
-        raise DownloadError(f"Cannot download {source}: not finished after "
-                            f"data.download.deadline_s={limits.deadline_s:g} s (still reading "
-                            "Drive's pages). Raise data.download.deadline_s for a slow "
-                            "connection.") from None
     if resp.status_code == 416:  # asked past the end: the .part is already whole
         resp.close()
         resp = None
@@ -255,16 +284,28 @@ def download(source: str, cache_dir: Path, sha256: str | None = None,
         name = _filename_from_headers(resp.headers, fallback)
         content_type = resp.headers.get("Content-Type", "")
         _receive(resp, source, part, have, limits, deadline)
-    got = _verify(source, part, content_type, sha256)
-    final = cache_dir / f"{key}-{name}"
-    old = _recorded(cache_dir, meta_path)
-    if old is not None and old != final:
-        old.unlink(missing_ok=True)  # an earlier download of this source under another name
-    os.replace(part, final)
-    tmp = meta_path.with_name(f"{key}.json.tmp")
-    tmp.write_text(json.dumps({"source": source, "file": final.name, "sha256": got}))
-    os.replace(tmp, meta_path)
-    return final
+    return name, content_type
+
+
+@contextlib.contextmanager
+def _deadline_alarm(deadline: float | None):
+    """Raise ``Stop`` at the deadline even inside a blocked socket read (a server trickling
+    its headers a byte at a time never trips the read timeout). Signals reach only the main
+    thread; elsewhere the read loop's own check after every read is the bound."""
+    if deadline is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise Stop("deadline")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _receive(resp, source: str, part: Path, have: int, limits: DownloadLimits,

@@ -225,6 +225,10 @@ def lineage(name: str, row: dict) -> dict:
             "params": dict(sorted(run.data.params.items()))}
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+
+
 def load_detector(arg: str | None, root: Path, params: dict, warn=print):
     """The ``Detector`` for ``--model``: a ``.keras`` file (with the temperature and threshold
     of its ``metrics/<name>.json``), a ``models:/…`` or ``runs:/…`` URI of a registered
@@ -242,9 +246,9 @@ def load_detector(arg: str | None, root: Path, params: dict, warn=print):
             warn(f"warning: no {metrics.relative_to(root)}: uncalibrated, threshold 0.5")
         try:  # Keras safe mode: a file with Lambda layers or arbitrary code is refused
             return Detector.load(path, settings), str(path)
-        except (ValueError, OSError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
             raise ValueError(f"{path} is not a Keras model this project can load safely: "
-                             f"{str(exc).splitlines()[0][:300]}") from None
+                             f"{_first_line(exc)}") from None
     import mlflow
 
     tracking.setup(root)
@@ -262,8 +266,14 @@ def load_detector(arg: str | None, root: Path, params: dict, warn=print):
             if i == 1:
                 warn(f"warning: {name} has no champion yet; using its challenger "
                      "(promote it with `deepfake promote`)")
-            settings = json.loads(next(local.rglob("settings.json")).read_text())
-            return Detector.load(next(local.rglob("*.keras")), settings), uri
+            try:
+                settings = json.loads(next(local.rglob("settings.json")).read_text())
+                return Detector.load(next(local.rglob("*.keras")), settings), uri
+            except StopIteration:
+                raise ValueError(f"{uri} holds no settings.json and .keras file: not a model "
+                                 "this project registered") from None
+            except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
+                raise ValueError(f"cannot load {uri}: {_first_line(exc)}") from None
     raise FileNotFoundError(f"no registered {name!r} (champion or challenger): run `make repro` "
                             "first, or pass --model models/<name>.keras")
 

@@ -11,14 +11,13 @@ import json
 import os
 import shutil
 import stat
-import zipfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import synthetic
 from .archives import RESERVED, ExtractLimits, SourceError, extract_zip, rejection, skip_entry
-from .download import DownloadLimits, download, sha256_file
+from .download import DownloadLimits, download, forget, sha256_file
 from .images import is_image_path, is_utf8, readable_name
 
 __all__ = ["ExtractLimits", "SourceError", "fetch", "source_kind"]
@@ -182,12 +181,10 @@ def _fill(source: str, out_dir: Path, *, root, cache_dir, sha256, synthetic_cfg,
         try:
             rejected = extract_zip(archive, out_dir, limits)
         except SourceError as exc:
-            # A damaged download must not stay in the cache, where every later run would
-            # fail on it without a request while the message says "download it again".
-            if kind == "zip" or ("download it again" not in str(exc)
-                                 and zipfile.is_zipfile(archive)):
+            # A refused download must not stay in the cache, where every later run would
+            # fail on it without a request, even after the server's file is fixed.
+            if kind == "zip":
                 raise
-            from .download import forget
             forget(source, cache_dir)
             raise SourceError(f"{exc} It was removed from the download cache ({cache_dir}): "
                               "the next run downloads it again.") from None

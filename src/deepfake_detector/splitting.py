@@ -196,9 +196,10 @@ def summarise(split_frames: dict[str, pd.DataFrame], rejected: list[dict], note:
 
 
 def split_dataset(raw_dir: Path, root: Path, *, class_names: dict, fractions: dict, seed: int,
-                  keep_existing: bool, group_regex: str | None):
-    """Returns ({split: manifest DataFrame}, rejected rows, summary for metrics/data.json)."""
-    df, rejected = scan(raw_dir, root, class_names, group_regex)
+                  keep_existing: bool, group_regex: str | None, max_bytes: int | None = None):
+    """Returns ({split: manifest DataFrame}, rejected rows, summary for metrics/data.json).
+    Files past ``max_bytes`` are listed ``too_large`` without being read (not even hashed)."""
+    df, rejected = scan(raw_dir, root, class_names, group_regex, max_bytes)
     if df.empty:
         raise ValueError(f"No labelled images under {raw_dir}: expected class folders named "
                          f"{class_names} (any case), e.g. real/ and fake/.")
