@@ -11,7 +11,7 @@ def main():
     out = ROOT / "models" / "pretrained"
     out.mkdir(parents=True, exist_ok=True)
     for name, cfg in load_params(ROOT)["train"].items():
-        record = resolve(cfg, ROOT)
+        record = resolve(name, cfg, ROOT)
         (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
         print(f"{name}: weights {record['requested']} -> {record['used']}")
 

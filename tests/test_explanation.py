@@ -4,7 +4,7 @@ occlusion finding the only region a model looks at, and the scores of perfect an
 import numpy as np
 import pytest
 
-from deepfake_detector import explain_report
+from deepfake_detector import explain_report, explainer
 from deepfake_detector import explanation as ex
 from deepfake_detector.synthetic import SyntheticConfig, make_image
 
@@ -54,7 +54,7 @@ def test_lime_equals_the_lime_package_and_is_reproducible(tmp_path):
     assert set(np.argsort(-np.abs(ours.weights))[:3]) <= set(corner)
     paths = []
     for run, result in enumerate((ours, again)):
-        positive, both = explain_report.lime_panels(image, segments, result.weights)
+        positive, both = explainer.lime_panels(image, segments, result.weights)
         paths.append(explain_report.example_figure(
             tmp_path / f"{run}.png", image, "t", [("+", positive), ("+/-", both)], None))
     assert paths[0].read_bytes() == paths[1].read_bytes()

@@ -5,16 +5,18 @@ import hashlib
 import pytest
 from helpers import FakeServer
 
-from deepfake_detector.models import XCEPTION_WEIGHTS_FILE, build_model
+from deepfake_detector.models import IMAGENET_WEIGHTS, build_model
 from deepfake_detector.pretrained import resolve
+
+XCEPTION_WEIGHTS_FILE = IMAGENET_WEIGHTS["xception"].file
 
 
 def test_none_and_missing_file(tmp_path):
-    assert resolve({"weights": "none"}, tmp_path)["used"] == "none"
-    assert resolve({}, tmp_path) == {"requested": "none", "used": "none", "sha256": None,
-                                     "note": ""}
+    assert resolve("xception", {"weights": "none"}, tmp_path)["used"] == "none"
+    assert resolve("xception", {}, tmp_path) == {"requested": "none", "used": "none",
+                                                 "sha256": None, "note": ""}
     with pytest.raises(FileNotFoundError, match="nope.h5"):
-        resolve({"weights": "nope.h5"}, tmp_path)
+        resolve("xception", {"weights": "nope.h5"}, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def weights_file(tmp_path_factory):
 
 
 def test_local_weights_file_is_hashed_and_loads(tmp_path, weights_file):
-    record = resolve({"weights": str(weights_file)}, tmp_path)
+    record = resolve("xception", {"weights": str(weights_file)}, tmp_path)
     assert record["sha256"] == hashlib.sha256(weights_file.read_bytes()).hexdigest()
     model = build_model("xception", 64, {"input_size": 71, "weights_file": record["used"]})
     assert model.count_params() > 20_000_000
@@ -42,11 +44,11 @@ def test_imagenet_downloads_into_keras_cache(tmp_path, monkeypatch, weights_file
             200, {"Content-Type": "application/octet-stream"}, body)
         monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
         monkeypatch.setenv("DEEPFAKE_WEIGHTS_URL", f"{server.url}/{XCEPTION_WEIGHTS_FILE}")
-        record = resolve({"weights": "imagenet"}, tmp_path)
+        record = resolve("xception", {"weights": "imagenet"}, tmp_path)
         assert record["used"] == str(tmp_path / "keras" / "models" / XCEPTION_WEIGHTS_FILE)
         assert record["sha256"] == hashlib.sha256(body).hexdigest()
         n = len(server.requests)
-        assert resolve({"weights": "imagenet"}, tmp_path) == record
+        assert resolve("xception", {"weights": "imagenet"}, tmp_path) == record
         assert len(server.requests) == n  # cached: no second download
 
 
@@ -55,8 +57,30 @@ def test_imagenet_unreachable_trains_from_scratch_and_says_how_to_fix(tmp_path, 
     with FakeServer() as server:  # answers 404 for the weights file
         monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
         monkeypatch.setenv("DEEPFAKE_WEIGHTS_URL", f"{server.url}/{XCEPTION_WEIGHTS_FILE}")
-        record = resolve({"weights": "imagenet"}, tmp_path)
+        record = resolve("xception", {"weights": "imagenet"}, tmp_path)
     assert record["requested"] == "imagenet" and record["used"] == "none"
     err = capsys.readouterr().err
     assert err.count("FROM SCRATCH") == 1
     assert XCEPTION_WEIGHTS_FILE in err and str(tmp_path / "keras" / "models") in err
+
+
+@pytest.mark.parametrize("name, cfg", [("tuned", {}), ("big", {"architecture": "baseline"})])
+def test_imagenet_for_an_architecture_without_imagenet_weights_is_refused(tmp_path, name, cfg):
+    """Each architecture declares its own weights file: none for the study's CNNs, so
+    ``weights: imagenet`` there is an error naming the architecture, not Xception's file."""
+    arch = cfg.get("architecture", name)
+    with pytest.raises(ValueError, match=f"train.{name}.weights is imagenet, but the {arch} "
+                                         "architecture has no ImageNet weights"):
+        resolve(name, {"weights": "imagenet", **cfg}, tmp_path)
+
+
+def test_imagenet_follows_the_architecture_not_the_model_name(tmp_path, monkeypatch, capsys):
+    """A model of any name built on Xception asks for Xception's file (offline here: it says
+    so and names that model's setting)."""
+    with FakeServer() as server:  # answers 404 for the weights file
+        monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+        monkeypatch.setenv("DEEPFAKE_WEIGHTS_URL", f"{server.url}/{XCEPTION_WEIGHTS_FILE}")
+        record = resolve("wide", {"weights": "imagenet", "architecture": "xception"}, tmp_path)
+        asked = [r["path"] for r in server.requests]
+    assert record["used"] == "none" and asked == [f"/{XCEPTION_WEIGHTS_FILE}"]
+    assert "set train.wide.weights to its path" in capsys.readouterr().err

@@ -17,11 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .download import is_html
+from .errors import SourceError
 from .images import readable_name
-
-
-class SourceError(RuntimeError):
-    """A data source that cannot be used; the message names the problem and the fix."""
 
 
 @dataclass(frozen=True)

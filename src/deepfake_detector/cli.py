@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .cli_checks import check_model, check_out_file, check_out_folder, expand_paths, shown
 from .config import load_params, project_root
-from .images import MB, ImageRejected, check_file, readable_name
+from .errors import DeepfakeError, ImageRejected
+from .images import MB, check_file, readable_name
 
 PREDICT_COLUMNS = ["file", "p_fake", "label", "error"]
 MODEL_HELP = ("models:/NAME@ALIAS, models:/NAME/VERSION, FILE.keras or an MLflow model "
@@ -133,7 +134,7 @@ def cmd_explain(args) -> int:
     except ImageRejected as exc:
         raise ValueError(f"{shown(args.image)}: {exc.detail or exc.reason}") from None
 
-    from . import explain_report, explanation
+    from . import explain_report, explainer, explanation
 
     detector = _detector(args, params, root)
     try:
@@ -142,9 +143,9 @@ def cmd_explain(args) -> int:
         raise ValueError(f"{args.image}: {exc.reason}") from None
     cfg = params.get("explain", {})
     cam = explanation.gradcam_function(detector.model, cfg.get("gradcam_min_size", 8))
-    explained = explain_report.explain_image(detector, image, cfg, params["base"]["seed"], cam)
+    explained = explainer.explain_image(detector, image, cfg, params["base"]["seed"], cam)
     p = explained["p_fake"]
-    label = "fake" if p >= detector.threshold else "real"
+    label = detector.label(p)
     out.mkdir(parents=True, exist_ok=True)
     figure = explain_report.example_figure(
         out / "explanation.png", image, f"{Path(args.image).name}: {label} (P(fake) {p:.3f})",
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (DeepfakeError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk or a permission while writing --out

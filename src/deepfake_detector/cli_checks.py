@@ -11,7 +11,8 @@ import stat
 import zipfile
 from pathlib import Path
 
-from .images import MB, ImageRejected, check_file, is_image_path, not_regular, readable_name
+from .errors import ImageRejected
+from .images import MB, check_file, is_image_path, not_regular, readable_name
 
 MODEL_FORMS = ("models:/NAME@ALIAS, models:/NAME/VERSION, runs:/…, a .keras file or an "
                "MLflow model folder")

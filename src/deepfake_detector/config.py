@@ -8,16 +8,14 @@ from pathlib import Path
 
 import yaml
 
+from .errors import YAMLTooLarge
+
 # A YAML alias (``*name``) refers to an anchored value without copying it, so a few hundred
 # bytes of aliases to aliases ("billion laughs") stand for billions of values: harmless as
 # shared Python objects, but anything that walks or prints them (params checks, ``repr``)
 # expands them. params.yaml has ~400 values; refuse documents that expand past this.
 MAX_YAML_VALUES = 100_000
 MAX_YAML_BYTES = 16 * 2**20  # a params file is a few KB
-
-
-class YAMLTooLarge(ValueError):
-    """A YAML document refused before any Python object was built from it."""
 
 
 def _expanded_size(root: yaml.Node, limit: int) -> int:

@@ -40,14 +40,14 @@ import requests
 import urllib3
 from tqdm import tqdm
 
+from .errors import DownloadError
+
 CHUNK = 1 << 16  # small enough that an interrupted download keeps most of its bytes
 CONNECT_S = 15  # seconds to open a connection; reads wait up to data.download.stall_s
 MAX_NAME_BYTES = 120  # a server's file name, in UTF-8, after the 17-byte "<key>-" prefix
 HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")
 
 
-class DownloadError(RuntimeError):
-    """A download that cannot succeed; the message says what to do."""
 
 
 @dataclass(frozen=True)

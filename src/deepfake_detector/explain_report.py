@@ -8,61 +8,20 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, write_text
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .figures import pyplot
 
 
 def _save(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight", metadata={"Software": None})
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
-
-
-def explain_image(detector, image: np.ndarray, cfg: dict, seed: int, cam) -> dict:
-    """One prepared image explained for a user (CLI and service): its calibrated P(fake),
-    LIME (``cfg`` is the ``explain`` params) with both of the study's views, and the Grad-CAM
-    map of ``cam`` (an ``explanation.gradcam_function``)."""
-    from . import explanation
-
-    segments = explanation.slic_segments(image, **cfg.get("segments", {}))
-    lime = explanation.lime_explain(image, detector.uncalibrated, segments,
-                                    int(cfg.get("num_samples", 1000)), seed)
-    positive, both = lime_panels(image, segments, lime.weights)
-    return {"p_fake": float(detector.probabilities(image[None])[0]), "lime": lime,
-            "positive": positive, "both": both, "gradcam": cam(image[None])[0][0]}
-
-
-def lime_panels(image: np.ndarray, segments: np.ndarray, weights: np.ndarray,
-                top: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """The study's two LIME views: the ``top`` segments that push toward "fake" (the rest
-    hidden), and every segment tinted green (toward fake) or red (toward real)."""
-    from skimage.segmentation import mark_boundaries
-
-    order = np.argsort(-weights, kind="stable")
-    positive = [s for s in order[:top] if weights[s] > 0]
-    keep = np.isin(segments, positive)
-    only = np.where(keep[..., None], image, 0).astype(np.uint8)
-    positive_view = mark_boundaries(only, keep.astype(int), color=(1, 1, 0))
-    scale = np.abs(weights).max() or 1.0
-    strength = (weights / scale)[segments][..., None]
-    tint = np.where(strength > 0, [0.0, 1.0, 0.0], [1.0, 0.0, 0.0])
-    alpha = 0.55 * np.abs(strength)
-    both = (image / 255.0) * (1 - alpha) + tint * alpha
-    return positive_view, mark_boundaries(both, segments, color=(1, 1, 1), mode="thin")
 
 
 def example_figure(path: Path, image: np.ndarray, title: str, panels: list[tuple[str, object]],
                    mask: np.ndarray | None) -> Path:
     """One row: the image, then each (caption, RGB image or heat map) panel, then the mask."""
-    plt = _plt()
+    plt = pyplot()
     items = [("input", image)] + panels + ([("true manipulated region", mask)]
                                            if mask is not None else [])
     fig, axes = plt.subplots(1, len(items), figsize=(1.9 * len(items), 2.3))
@@ -81,7 +40,7 @@ def example_figure(path: Path, image: np.ndarray, title: str, panels: list[tuple
 
 
 def activation_grid(path: Path, maps: np.ndarray, title: str) -> Path:
-    plt = _plt()
+    plt = pyplot()
     cols = 8
     rows = int(np.ceil(len(maps) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.0, rows * 1.0 + 0.3), squeeze=False)
@@ -95,7 +54,7 @@ def activation_grid(path: Path, maps: np.ndarray, title: str) -> Path:
 
 def mean_maps_figure(path: Path, panels: list[tuple[str, np.ndarray]],
                      band: tuple[float, float]) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
     for ax, (caption, heat) in zip(np.atleast_1d(axes), panels):
         ax.imshow(heat, cmap="jet")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import explain_report as report
+from . import explainer
 from . import explanation as ex
 from .evaluation import apply_temperature
 
@@ -67,7 +68,7 @@ def _explain_examples(out_dir, name, model, predict, cams, test, p, threshold, c
                                int(cfg.get("batch_size", 500)))
         lime_seconds = time.perf_counter() - t
         lime_maps.append(lime.heatmap())
-        positive, both = report.lime_panels(image, segments, lime.weights)
+        positive, both = explainer.lime_panels(image, segments, lime.weights)
         panels = [("LIME: top regions for fake", positive),
                   ("LIME: fake (green) / real (red)", both)]
         panels += [(f"Grad-CAM {m}", cam(image[None])[0][0]) for m, cam in cams.items()]

@@ -18,7 +18,8 @@ from urllib.parse import urljoin
 import requests
 import urllib3
 
-from .download import CONNECT_S, DownloadError, Stop, body_reader
+from .download import CONNECT_S, Stop, body_reader
+from .errors import DownloadError
 
 DEFAULT_BASE = "https://drive.google.com"
 MAX_PAGE = 1 << 20  # an HTML page from Drive is read up to this many bytes, never more

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import ImageRejected
+
 try:
     import simplejpeg
 except ImportError:  # optional speed-up; Pillow does the same work more slowly
@@ -38,12 +40,6 @@ MAX_FILE_MB = 100  # preprocess.max_file_mb's default: larger files are refused 
 MB = 2**20
 
 
-class ImageRejected(Exception):
-    """A file that cannot be used as an image; ``reason`` is one of ``REASONS``."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason, self.detail = reason, detail
 
 
 def is_image_path(path: str | os.PathLike) -> bool:

@@ -6,6 +6,15 @@ import numpy as np
 
 from .images import MAX_FILE_MB, MB
 
+CLASS_NAMES = np.array(["real", "fake"])  # label 0 and label 1, as the models are trained
+
+
+def label(p, threshold: float):
+    """The one decision rule: "fake" when P(fake) reaches ``threshold``, else "real".
+    A number gives a ``str``; an array of scores gives an array of labels."""
+    names = CLASS_NAMES[(np.asarray(p) >= threshold).astype(int)]
+    return str(names) if names.ndim == 0 else names
+
 
 def compiled_predict(model, batch_size: int = 256):
     """A function ``x (N×H×W×3 uint8) → P(fake) (N,)`` that runs ``model`` in batches through
@@ -31,7 +40,7 @@ def prepare_image(source, size: int, *, max_pixels: int = 50_000_000, crop: floa
                   max_bytes: int | None = MAX_FILE_MB * MB) -> tuple[np.ndarray, bool | None]:
     """The one preprocessing of a single image for scoring (CLI, pyfunc, service):
     decode → optional face crop → centre crop → resize. Returns the uint8 image and whether a
-    face was found (None when face cropping is off). Raises ``images.ImageRejected``; a path
+    face was found (None when face cropping is off). Raises ``errors.ImageRejected``; a path
     that is not a regular file, or is larger than ``max_bytes``, is refused unread."""
     from . import faces
     from .images import centre_box, decode, load_image, read_bytes, square_resize
@@ -65,6 +74,10 @@ class Detector:
     def threshold(self) -> float:
         return float(self.settings.get("threshold", 0.5))
 
+    def label(self, p):
+        """"fake" or "real" for calibrated P(fake) ``p`` (a number or an array)."""
+        return label(p, self.threshold)
+
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Calibrated P(fake) of uint8 images already at the model's size."""
         from .evaluation import apply_temperature
@@ -88,7 +101,7 @@ class Detector:
               face_crop: bool | None = None) -> list[dict]:
         """One result per source, in order: ``file, p_fake, label, face_found, error``; an
         unusable file gets its rejection reason in ``error`` and the rest are still scored."""
-        from .images import ImageRejected
+        from .errors import ImageRejected
 
         names = names or [str(s) if not isinstance(s, (bytes, bytearray)) else "" for s in sources]
         rows, images = [], []
@@ -105,5 +118,5 @@ class Detector:
             for row in rows:
                 if not row["error"]:
                     row["p_fake"] = round(float(next(scores)), 6)
-                    row["label"] = "fake" if row["p_fake"] >= self.threshold else "real"
+                    row["label"] = self.label(row["p_fake"])
         return rows

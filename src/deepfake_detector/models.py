@@ -6,14 +6,44 @@ self-contained and every model takes the same input.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 from keras import layers
 
-XCEPTION_WEIGHTS_FILE = "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"
-XCEPTION_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"
-                        f"xception/{XCEPTION_WEIGHTS_FILE}")
+
+@dataclass(frozen=True)
+class ImagenetWeights:
+    """An architecture's ImageNet weights (no top), as Keras applications publish them."""
+
+    application: str  # the Keras application they belong to, as messages name it
+    file: str  # the file name in Keras' cache ($KERAS_HOME/models)
+    url: str
+
+
+_KERAS_APPLICATIONS = "https://storage.googleapis.com/tensorflow/keras-applications"
+_XCEPTION_FILE = "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"
+# `weights: imagenet` means this file for the architecture; an architecture not here has none
+IMAGENET_WEIGHTS = {
+    "xception": ImagenetWeights("Xception", _XCEPTION_FILE,
+                                f"{_KERAS_APPLICATIONS}/xception/{_XCEPTION_FILE}"),
+}
+
+
+def architecture(name: str, cfg: dict) -> str:
+    """The builder of model ``name``: ``train.<name>.architecture``, else the name itself."""
+    return cfg.get("architecture", name)
+
+
+def imagenet_weights(name: str, cfg: dict) -> ImagenetWeights:
+    """The ImageNet weights of model ``name``'s architecture; a clear error if it has none."""
+    arch = architecture(name, cfg)
+    if arch not in IMAGENET_WEIGHTS:
+        raise ValueError(f"train.{name}.weights is imagenet, but the {arch} architecture has "
+                         f"no ImageNet weights (only {', '.join(sorted(IMAGENET_WEIGHTS))}); "
+                         "set it to none or to the path of a .h5 weights file")
+    return IMAGENET_WEIGHTS[arch]
 
 
 def image_input(size: int) -> keras.KerasTensor:
@@ -101,7 +131,7 @@ BUILDERS = {"baseline": build_baseline, "tuned": build_tuned, "xception": build_
 
 def build_model(name: str, size: int, cfg: dict) -> keras.Model:
     try:
-        builder = BUILDERS[cfg.get("architecture", name)]
+        builder = BUILDERS[architecture(name, cfg)]
     except KeyError:
         raise ValueError(f"Unknown model {name!r}; known: {sorted(BUILDERS)} "
                          "(or set train.<name>.architecture)") from None

@@ -10,9 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 
-
-class ParamsError(ValueError):
-    """params.yaml has problems; the message lists each with its key."""
+from .errors import ParamsError  # re-exported: callers catch params_check.ParamsError
 
 
 # Leaf checks: return None when the value is fine, else what it must be.

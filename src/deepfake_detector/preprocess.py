@@ -17,7 +17,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from .atomic import atomic_path
-from .images import MAX_FILE_MB, MB, ImageRejected, load_image, resize_mask
+from .errors import ImageRejected
+from .images import MAX_FILE_MB, MB, load_image, resize_mask
 
 CHUNK = 64
 

@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 from .download import sha256_file
-from .models import XCEPTION_WEIGHTS_FILE, XCEPTION_WEIGHTS_URL, keras_weights_cache
+from .models import ImagenetWeights, imagenet_weights, keras_weights_cache
 
 
-def weights_url() -> str:
+def weights_url(weights: ImagenetWeights) -> str:
     """Overridable (``DEEPFAKE_WEIGHTS_URL``) so tests can serve the file from 127.0.0.1."""
-    return os.environ.get("DEEPFAKE_WEIGHTS_URL") or XCEPTION_WEIGHTS_URL
+    return os.environ.get("DEEPFAKE_WEIGHTS_URL") or weights.url
 
 
 def _record(requested, used: Path | None, note: str = "") -> dict:
@@ -26,8 +26,8 @@ def _record(requested, used: Path | None, note: str = "") -> dict:
             "sha256": sha256_file(used) if used else None, "note": note}
 
 
-def resolve(cfg: dict, root: Path) -> dict:
-    """The weights record of one model's ``train.<model>`` section."""
+def resolve(name: str, cfg: dict, root: Path) -> dict:
+    """The weights record of model ``name`` from its ``train.<name>`` section ``cfg``."""
     requested = cfg.get("weights", "none")
     if requested in (None, "none", False):
         return _record("none", None)
@@ -37,22 +37,24 @@ def resolve(cfg: dict, root: Path) -> dict:
             raise FileNotFoundError(f"weights file {requested!r} not found (set the model's "
                                     "weights to imagenet, none, or an existing .h5 path)")
         return _record(requested, path)
-    cached = keras_weights_cache() / XCEPTION_WEIGHTS_FILE
+    weights = imagenet_weights(name, cfg)
+    cached = keras_weights_cache() / weights.file
     if not cached.is_file():
         try:
             import keras
 
             # Keras falls back to /tmp/.keras when the folder does not exist yet
             cached.parent.mkdir(parents=True, exist_ok=True)
-            keras.utils.get_file(XCEPTION_WEIGHTS_FILE, weights_url(),
+            keras.utils.get_file(weights.file, weights_url(weights),
                                  cache_dir=str(cached.parent.parent), cache_subdir="models")
         except Exception as exc:  # offline, blocked, or a server error: all mean "no weights"
             text = str(exc).strip()
             why = text.splitlines()[-1][:160] if text else type(exc).__name__
-            note = (f"ImageNet weights for Xception are not available ({why}): "
-                    f"Xception trains FROM SCRATCH. To fine-tune from ImageNet instead, put "
-                    f"{XCEPTION_WEIGHTS_FILE} in {cached.parent}/ (Keras' cache) or set "
-                    "train.xception.weights to its path, then run "
+            app = weights.application
+            note = (f"ImageNet weights for {app} are not available ({why}): "
+                    f"{app} trains FROM SCRATCH. To fine-tune from ImageNet instead, put "
+                    f"{weights.file} in {cached.parent}/ (Keras' cache) or set "
+                    f"train.{name}.weights to its path, then run "
                     "`dvc repro -f pretrained && dvc repro`.")
             print(f"NOTE: {note}", file=sys.stderr)
             return _record("imagenet", None, note)

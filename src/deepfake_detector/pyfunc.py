@@ -26,8 +26,8 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
         columns = ["p_fake", "label", "face_found", "error"]
         if isinstance(model_input, np.ndarray) and model_input.ndim == 4:
             p = self.detector.probabilities(model_input.astype(np.uint8))
-            return pd.DataFrame({"p_fake": p, "label": np.where(
-                p >= self.detector.threshold, "fake", "real"), "face_found": None, "error": ""})
+            return pd.DataFrame({"p_fake": p, "label": self.detector.label(p),
+                                 "face_found": None, "error": ""})
         if isinstance(model_input, pd.DataFrame) and "image" in model_input.columns:
             sources = [_decode_b64(v) for v in model_input["image"]]
             rows = self.detector.score([s if s is not None else b"" for s in sources])

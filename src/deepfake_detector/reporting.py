@@ -11,6 +11,8 @@ from sklearn import calibration as skc
 from sklearn import metrics as skm
 
 from .atomic import atomic_path
+from .figures import pyplot
+from .inference import CLASS_NAMES, label
 
 SUMMARY_COLUMNS = ["model", "accuracy", "precision", "recall", "f1", "roc_auc",
                    "average_precision", "eer", "log_loss", "brier", "ece", "ece_uncalibrated",
@@ -39,9 +41,8 @@ def write_plot_data(plots_dir: Path, name: str, y: np.ndarray, p: np.ndarray,
     frequency, confidence = skc.calibration_curve(y, p, n_bins=bins, strategy="uniform")
     _write_csv(plots_dir / "calibration" / f"{name}.csv", ["mean_p_fake", "fraction_fake"],
                zip(_round(confidence), _round(frequency)))
-    labels = np.array(["real", "fake"])
     _write_csv(plots_dir / "confusion" / f"{name}.csv", ["actual", "predicted"],
-               zip(labels[np.asarray(y, int)], labels[(np.asarray(p) >= threshold).astype(int)]))
+               zip(CLASS_NAMES[np.asarray(y, int)], label(p, threshold)))
 
 
 def write_summary(path: Path, results: dict[str, dict]) -> None:
@@ -58,10 +59,7 @@ def write_summary(path: Path, results: dict[str, dict]) -> None:
 def write_figures(fig_dir: Path, scores: dict[str, tuple], results: dict[str, dict]) -> list[Path]:
     """roc.png, pr.png, calibration.png, confusion.png, robustness.png from the test scores
     ``{model: (y, calibrated p)}``; returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -42,12 +42,12 @@ def create_app(detector, card: dict, params: dict):
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
 
-    from . import explain_report, explanation
+    from . import explainer, explanation
+    from .errors import UploadRejected
     from .service_guard import STATIC, Guard, allowed_hosts, docs_page
     from .service_uploads import (
         MULTIPART_MESSAGE,
         Limits,
-        UploadRejected,
         read_parts,
         upload_body,
         validation_error,
@@ -147,7 +147,7 @@ def create_app(detector, card: dict, params: dict):
         return await run_in_threadpool(score, files)
 
     def explain_one(filename: str, data: bytes) -> dict:
-        from .images import ImageRejected
+        from .errors import ImageRejected
 
         if not looks_like_image(data):
             raise HTTPException(415, f"{filename}: not an image")
@@ -159,12 +159,12 @@ def create_app(detector, card: dict, params: dict):
                 image, face = detector.prepare(data)
             except ImageRejected as exc:
                 raise HTTPException(415, f"{filename}: {exc.reason}") from None
-            explained = explain_report.explain_image(detector, image, explain_cfg, 0, cam)
+            explained = explainer.explain_image(detector, image, explain_cfg, 0, cam)
         finally:
             explain_slots.release()
         p = explained["p_fake"]
         return {"file": filename, "p_fake": round(p, 6),
-                "label": "fake" if p >= detector.threshold else "real", "face_found": face,
+                "label": detector.label(p), "face_found": face,
                 "threshold": detector.threshold, "images": {
                     "input": png_base64(image),
                     "lime_positive": png_base64(explained["positive"] * 255),

@@ -21,6 +21,8 @@ except ModuleNotFoundError:  # python-multipart before 0.0.13
     from multipart.exceptions import FormParserError
     from multipart.multipart import parse_options_header
 
+from .errors import UploadRejected
+
 MB = 2**20
 # What the 400 for a body that is not the expected multipart says (as before this module).
 MULTIPART_MESSAGE = ("send multipart/form-data with image files in the field 'files' (/predict) "
@@ -47,13 +49,6 @@ class Limits:
                 "max_files": self.max_files, "upload_stall_s": self.stall_s}
 
 
-class UploadRejected(Exception):
-    """The request breaks a limit or is not readable multipart: answer ``status`` with
-    ``detail`` (and close the connection: the rest of the body is never read)."""
-
-    def __init__(self, status: int, detail):
-        super().__init__(detail)
-        self.status, self.detail = status, detail
 
 
 @dataclass

@@ -16,8 +16,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import synthetic
-from .archives import RESERVED, ExtractLimits, SourceError, extract_zip, rejection, skip_entry
+from .archives import RESERVED, ExtractLimits, extract_zip, rejection, skip_entry
 from .download import DownloadLimits, download, forget, sha256_file
+from .errors import SourceError
 from .images import is_image_path, is_utf8, readable_name
 
 __all__ = ["ExtractLimits", "SourceError", "fetch", "source_kind"]

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .images import ImageRejected, check_file, is_image_path, is_utf8, readable_name
+from .errors import ImageRejected
+from .figures import pyplot
+from .images import check_file, is_image_path, is_utf8, readable_name
 
 SPLITS = ("train", "val", "test")
 SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val",
@@ -218,10 +220,7 @@ def split_dataset(raw_dir: Path, root: Path, *, class_names: dict, fractions: di
 
 
 def class_count_figure(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     counts = summary["counts"]
     fig, axes = plt.subplots(1, len(counts), figsize=(3 * len(counts), 2.8), sharey=True)

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .figures import pyplot
+
 FAMILIES = ("face_swap", "gan_artifacts", "eye_mismatch")
 
 SKIN_TONES = [
@@ -261,10 +263,7 @@ def sample_grid(cfg: SyntheticConfig, path: Path, n_per_family: int = 4) -> None
                 arr[edge] = (255, 0, 0)
             imgs.append(arr)
         rows.append(imgs), labels.append(family)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ncol = len(rows[0])
     fig, axes = plt.subplots(len(rows), ncol, figsize=(ncol * 1.2, len(rows) * 1.3))

@@ -62,7 +62,7 @@ def _git(root: Path, *args: str) -> str | None:
 
 @contextlib.contextmanager
 def new_run(name: str):
-    """An MLflow run that ends FINISHED, KILLED on SIGINT/SIGTERM (see cli_errors), or FAILED:
+    """An MLflow run that ends FINISHED, KILLED on SIGINT/SIGTERM (see stage_runner), or FAILED:
     never left RUNNING."""
     import mlflow
 

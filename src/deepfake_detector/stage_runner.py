@@ -1,4 +1,6 @@
-"""Turn expected failures into one clear line and exit code 1 instead of a traceback, and
+"""The stage runner: every stage script's ``main`` runs under ``run_stage``.
+
+Turn expected failures into one clear line and exit code 1 instead of a traceback, and
 stop cleanly on SIGINT/SIGTERM (outputs are written atomically, MLflow runs end KILLED)."""
 
 from __future__ import annotations
@@ -8,10 +10,9 @@ import sys
 import requests
 
 from . import interrupts
-from .download import DownloadError
-from .sources import SourceError
+from .errors import DeepfakeError
 
-EXPECTED = (SourceError, DownloadError, ValueError, FileNotFoundError)
+EXPECTED = (DeepfakeError, ValueError, FileNotFoundError)
 
 
 def run_stage(main) -> None:
