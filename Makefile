@@ -13,7 +13,11 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro test test-fast ui serve bench samples lint clean
+.PHONY: help install params repro test test-fast ui serve bench samples lint clean
+
+# PROFILE=<name>: `make params` and `make repro` first write params.yaml from
+# profiles/<name>.yaml over the defaults (PROFILE=study: the study's values). Empty: as it is.
+PROFILE ?=
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n",$$1,$$2}'
@@ -26,10 +30,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv and install the pinned dependencies
 
-repro: $(STAMP) ## run the whole pipeline (dvc repro) and print the test metrics
+params: $(STAMP) ## write params.yaml for PROFILE=<name> (profiles/<name>.yaml; study: the defaults) and check it
+	$(BIN)/python -m deepfake_detector.params_check $(if $(PROFILE),--profile $(PROFILE))
+
+repro: $(STAMP) ## run the whole pipeline (dvc repro; PROFILE=<name> writes params.yaml first) and print the test metrics
 	@test -d .git || { echo "make repro needs a git checkout (DVC tracks the pipeline in git)"; exit 2; }
 	@# params.yaml checked as the stages read it (keys, values, YAML alias bombs) before DVC parses it
-	$(BIN)/python -m deepfake_detector.params_check
+	$(BIN)/python -m deepfake_detector.params_check $(if $(PROFILE),--profile $(PROFILE))
 	dvc repro
 	@echo; echo "Test metrics (metrics/summary.csv; every key: dvc metrics show):"
 	@column -s, -t metrics/summary.csv 2>/dev/null || cat metrics/summary.csv

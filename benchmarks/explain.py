@@ -50,7 +50,7 @@ def main() -> None:
     from PIL import Image
 
     image = np.asarray(Image.open(io.BytesIO(make_image(7, True, SyntheticConfig())[0])))
-    seg_cfg = params.get("explain", {}).get("segments", {})
+    seg_cfg = params["explain"]["segments"]
     segment = lambda img: slic_segments(np.asarray(img, dtype=np.uint8), **seg_cfg)  # noqa: E731
 
     ours = compiled_predict(model, 500)

@@ -1,11 +1,12 @@
 """The whole pipeline (all models) on real faces: FFHQ photographs vs StyleGAN faces.
 
-    python benchmarks/real_data.py [--profile profiles/real-small.yaml] [--keep DIR]
+    python benchmarks/real_data.py [--profile real-small] [--keep DIR]
 
-Copies the repository into a temporary workspace, points ``data.source`` at
+Copies the repository into a temporary workspace with the profile's params (the defaults
+with ``profiles/<profile>.yaml`` over them), points ``data.source`` at
 ``../shared/datasets/ffhq-stylegan-dev``, runs ``dvc repro`` there, and prints test accuracy
-and ROC AUC per model and the wall time. ``--profile params.yaml`` measures the study's
-settings. Skips (exit 0, with a message) where the dataset is absent.
+and ROC AUC per model and the wall time. ``--profile study`` measures the study's settings.
+Skips (exit 0, with a message) where the dataset is absent.
 """
 
 from __future__ import annotations
@@ -24,19 +25,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from deepfake_detector.config import copy_checkout, read_yaml_file  # noqa: E402
+from deepfake_detector.params_file import profile_params  # noqa: E402
+from deepfake_detector.paths import Workspace  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "datasets" / "ffhq-stylegan-dev"
 
 
-def workspace(profile: Path, dest: Path) -> Path:
-    params = read_yaml_file(profile)
+def workspace(profile: str, dest: Path) -> Path:
+    params = profile_params(ROOT, profile)
     params["data"]["source"] = str(SHARED)
     return copy_checkout(ROOT, dest, params)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", type=Path, default=ROOT / "profiles" / "real-small.yaml")
+    ap.add_argument("--profile", default="real-small",
+                    help="a profile name (profiles/NAME.yaml) or a YAML file of changes")
     ap.add_argument("--keep", type=Path, help="run in this folder and keep it")
     args = ap.parse_args()
     if not SHARED.is_dir():
@@ -44,7 +48,7 @@ def main() -> None:
         return
     dest = args.keep or Path(tempfile.mkdtemp(prefix="real-data-"))
     dest.mkdir(parents=True, exist_ok=True)
-    workspace(args.profile.resolve(), dest)
+    workspace(args.profile, dest)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -55,13 +59,13 @@ def main() -> None:
     if done.returncode:
         sys.exit(f"dvc repro failed in {dest}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
     params = read_yaml_file(dest / "params.yaml")
-    data = json.loads((dest / "metrics" / "data.json").read_text())
-    print(f"profile {args.profile.name}: image_size {params['preprocess']['image_size']}, "
-          f"centre_crop {params['preprocess'].get('centre_crop', 1.0)}; images per split "
+    data = json.loads(Workspace(dest).data_summary.read_text())
+    print(f"profile {args.profile}: image_size {params['preprocess']['image_size']}, "
+          f"centre_crop {params['preprocess']['centre_crop']}; images per split "
           f"{ {s: c['total'] for s, c in data['counts'].items()} }")
     print(f"{'model':10s} {'accuracy':>9s} {'roc_auc':>8s}")
     for model in params["evaluate"]["models"]:
-        m = json.loads((dest / "metrics" / f"{model}.json").read_text())
+        m = json.loads(Workspace(dest).metrics(model).read_text())
         print(f"{model:10s} {m['accuracy']:9.3f} {m['roc_auc']:8.3f}")
     print(f"wall time: {wall / 60:.1f} min (dvc repro, all stages, {os.cpu_count()} cores)")
     if not args.keep:

@@ -22,10 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-CFG = {"conv": [{"filters": 128, "activation": "relu"}, {"filters": 64, "activation": "tanh"},
-                {"filters": 32, "activation": "tanh"}, {"filters": 16, "activation": "tanh"}],
-       "batch_norm": {"momentum": 0.95, "epsilon": 0.005}, "dense": [64, 32],
-       "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 16}
+from deepfake_detector.params_check import complete_model, defaults  # noqa: E402
+
+CFG = complete_model("tuned", {
+    "conv": [{"filters": 128, "activation": "relu"}, {"filters": 64, "activation": "tanh"},
+             {"filters": 32, "activation": "tanh"}, {"filters": 16, "activation": "tanh"}],
+    "batch_norm": {"momentum": 0.95, "epsilon": 0.005}, "dense": [64, 32],
+    "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 16})
 
 
 def run_one(way: str, n: int, steps: int) -> dict:
@@ -34,7 +37,7 @@ def run_one(way: str, n: int, steps: int) -> dict:
     from deepfake_detector.memory import peak_rss_bytes
     from deepfake_detector.training import configure
 
-    configure(42, {"deterministic": way == "deterministic"})
+    configure(42, {**defaults()["training"], "deterministic": way == "deterministic"})
     import keras
 
     from deepfake_detector.datasets import batches

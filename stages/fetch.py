@@ -7,26 +7,21 @@ from _common import ROOT, load_params, run_stage
 
 from deepfake_detector.config import main_checkout
 from deepfake_detector.download import DownloadLimits
+from deepfake_detector.paths import Workspace
 from deepfake_detector.sources import ExtractLimits, fetch
 from deepfake_detector.synthetic import SyntheticConfig
 
 
 def main():
     params = load_params(ROOT)
-    data, seed = params["data"], params["base"]["seed"]
-    syn = data.get("synthetic", {})
-    families = tuple(f for f, on in syn.get("families", {}).items() if on) or None
-    cfg = SyntheticConfig(n_images=syn["n_images"], image_size=syn["image_size"], seed=seed,
-                          strength=syn.get("strength", 1.0),
-                          **({"families": families} if families else {}))
+    data = params["data"]
     # The download cache is not a stage output (DVC would delete a resumable .part) and
     # lives in the user's checkout, so queued experiments share it.
     cache = Path(os.environ.get("DEEPFAKE_CACHE_DIR") or main_checkout(ROOT) / data["cache_dir"])
-    record = fetch(str(data["source"]), ROOT / "data" / "raw", root=ROOT, cache_dir=cache,
-                   sha256=data.get("sha256"), synthetic_cfg=cfg,
-                   limits=ExtractLimits(**data.get("extract", {})),
-                   gdrive_base=data.get("gdrive_base_url"),
-                   download_limits=DownloadLimits(**data.get("download", {})))
+    record = fetch(str(data["source"]), Workspace(ROOT).raw, root=ROOT, cache_dir=cache,
+                   sha256=data["sha256"], synthetic_cfg=SyntheticConfig.from_params(params),
+                   limits=ExtractLimits(**data["extract"]), gdrive_base=data["gdrive_base_url"],
+                   download_limits=DownloadLimits(**data["download"]))
     print(f"fetched {record['n_images']} images from {record['source']}")
 
 

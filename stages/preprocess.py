@@ -3,6 +3,7 @@
 import pandas as pd
 from _common import ROOT, load_params, run_stage
 
+from deepfake_detector.paths import Workspace
 from deepfake_detector.preprocess import load_masks, preprocess_split
 from deepfake_detector.splitting import (
     REJECTED_COLUMNS,
@@ -15,19 +16,18 @@ from deepfake_detector.splitting import (
 
 def main():
     pp = load_params(ROOT)["preprocess"]
-    split_dir, out = ROOT / "data" / "split", ROOT / "data" / "processed"
-    raw = ROOT / "data" / "raw"
-    masks = load_masks(raw)
-    rejected = read_rejected(split_dir / "rejected.csv")
+    ws = Workspace(ROOT)
+    masks = load_masks(ws.raw)
+    rejected = read_rejected(ws.split_rejected)
     total = len(rejected)
     for split in SPLITS:
-        manifest = read_manifest(split_dir / f"{split}.csv")
+        manifest = read_manifest(ws.manifest(split))
         total += len(manifest)
-        rejected += preprocess_split(manifest, out / f"{split}.npz", root=ROOT, raw_dir=raw,
+        rejected += preprocess_split(manifest, ws.processed(split), root=ROOT, raw_dir=ws.raw,
                                      size=pp["image_size"], max_pixels=pp["max_pixels"],
-                                     masks=masks, crop=pp.get("centre_crop", 1.0),
+                                     masks=masks, crop=pp["centre_crop"],
                                      max_bytes=int(pp["max_file_mb"] * 2**20))
-    write_csv(pd.DataFrame(rejected, columns=REJECTED_COLUMNS), out / "rejected.csv")
+    write_csv(pd.DataFrame(rejected, columns=REJECTED_COLUMNS), ws.processed_rejected)
     share = len(rejected) / max(total, 1)
     print(f"preprocess: {total - len(rejected)} images kept, {len(rejected)} left out "
           f"(see data/processed/rejected.csv)")

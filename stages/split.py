@@ -5,6 +5,7 @@ import json
 import pandas as pd
 from _common import ROOT, load_params, run_stage
 
+from deepfake_detector.paths import Workspace
 from deepfake_detector.splitting import (
     REJECTED_COLUMNS,
     class_count_figure,
@@ -16,22 +17,21 @@ from deepfake_detector.splitting import (
 
 def main():
     params = load_params(ROOT)
-    sp = params["split"]
-    raw = ROOT / "data" / "raw"
+    sp, ws = params["split"], Workspace(ROOT)
+    raw = ws.raw
     frames, rejected, summary = split_dataset(
         raw, ROOT, class_names=params["data"]["class_names"],
         fractions=sp["fractions"], seed=params["base"]["seed"],
-        keep_existing=sp["keep_existing"], group_regex=sp.get("group_regex"),
+        keep_existing=sp["keep_existing"], group_regex=sp["group_regex"],
         max_bytes=int(params["preprocess"]["max_file_mb"] * 2**20))
-    out = ROOT / "data" / "split"
-    out.mkdir(parents=True, exist_ok=True)
+    ws.split_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():
-        write_csv(frame, out / f"{name}.csv")
+        write_csv(frame, ws.manifest(name))
     rejected = fetch_rejections(raw) + rejected  # what fetch left out travels on with the rest
-    write_csv(pd.DataFrame(rejected, columns=REJECTED_COLUMNS), out / "rejected.csv")
-    (ROOT / "metrics").mkdir(exist_ok=True)
-    (ROOT / "metrics" / "data.json").write_text(json.dumps(summary, indent=2) + "\n")
-    class_count_figure(summary, ROOT / "reports" / "figures" / "class_counts.png")
+    write_csv(pd.DataFrame(rejected, columns=REJECTED_COLUMNS), ws.split_rejected)
+    ws.metrics_dir.mkdir(exist_ok=True)
+    ws.data_summary.write_text(json.dumps(summary, indent=2) + "\n")
+    class_count_figure(summary, ws.figure("class_counts"))
     print(f"split: {summary['counts']}; skipped {summary['skipped'] or 'nothing'}")
 
 

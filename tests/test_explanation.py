@@ -90,8 +90,10 @@ def test_gradcam_points_at_the_only_evidence_in_the_image():
 
 def test_gradcam_through_a_nested_backbone():
     from deepfake_detector.models import build_model
+    from deepfake_detector.params_check import complete_model
 
-    model = build_model("xception", 64, {"input_size": 71, "dense": [8]})
+    model = build_model("xception", 64, complete_model("xception", {"input_size": 71,
+                                                                     "dense": [8]}))
     maps, p = ex.gradcam_function(model)(np.stack([face(i)[0] for i in range(2)]))
     assert maps.shape == (2, 64, 64) and np.isfinite(maps).all() and p.shape == (2,)
 

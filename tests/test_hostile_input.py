@@ -148,9 +148,10 @@ def tiny_model(tmp_path_factory):
     import keras
 
     from deepfake_detector.models import build_model
+    from deepfake_detector.params_check import complete_model
 
     folder = tmp_path_factory.mktemp("model")
-    build_model("baseline", 64, {}).save(folder / "m.keras")
+    build_model("baseline", 64, complete_model("baseline")).save(folder / "m.keras")
     (folder / "garbage.keras").write_bytes(b"not a model at all")
     inputs = keras.Input((64, 64, 3))
     outputs = keras.layers.Lambda(lambda x: keras.ops.mean(x, axis=(1, 2, 3))[:, None])(inputs)

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 
 from deepfake_detector.models import build_ensemble, build_model
+from deepfake_detector.params_check import complete_model
 
-TUNED = {"conv": [{"filters": 8, "activation": "relu"}, {"filters": 4, "activation": "tanh"}],
-         "batch_norm": {"momentum": 0.95, "epsilon": 0.005}, "dense": [8, 4]}
+TUNED = complete_model("tuned", {
+    "conv": [{"filters": 8, "activation": "relu"}, {"filters": 4, "activation": "tanh"}],
+    "batch_norm": {"momentum": 0.95, "epsilon": 0.005}, "dense": [8, 4]})
+BASELINE = complete_model("baseline")
 
 
 def images(n=3, size=64):
@@ -17,7 +20,7 @@ def images(n=3, size=64):
 @pytest.mark.parametrize("name,cfg", [("baseline", {}), ("tuned", TUNED),
                                       ("xception", {"input_size": 71, "dense": [8]})])
 def test_models_take_uint8_and_output_probabilities(name, cfg):
-    model = build_model(name, 64, cfg)
+    model = build_model(name, 64, complete_model(name, cfg))
     assert model.inputs[0].dtype == "uint8"
     out = np.asarray(model(images(), training=False))
     assert out.shape == (3, 1) and ((out > 0) & (out < 1)).all()
@@ -32,10 +35,11 @@ def test_tuned_uses_the_batch_norm_and_activations_of_params():
 
 
 def test_xception_base_is_fine_tuned_by_default_and_resized_inside():
-    model = build_model("xception", 64, {"input_size": 80, "dense": [8]})
+    model = build_model("xception", 64, complete_model("xception", {"input_size": 80,
+                                                                     "dense": [8]}))
     base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     assert base.trainable and base.input_shape[1:3] == (80, 80)
-    frozen = build_model("xception", 64, {"input_size": 71, "trainable_base": False})
+    frozen = build_model("xception", 64, complete_model("xception", {"trainable_base": False}))
     assert not next(layer for layer in frozen.layers if isinstance(layer, keras.Model)).trainable
 
 
@@ -45,12 +49,12 @@ def test_unknown_model_is_a_clear_error():
 
 
 def test_ensemble_shares_one_input_and_freezes_members():
-    a, b = build_model("baseline", 64, {}), build_model("tuned", 64, TUNED)
-    stacked = build_ensemble([a, b], 64, "stacked")
+    a, b = build_model("baseline", 64, BASELINE), build_model("tuned", 64, TUNED)
+    stacked = build_ensemble([a, b], 64, "stacked", head_units=32)
     assert len(stacked.inputs) == 1 and not a.trainable and not b.trainable
     trainable = {w.path for w in stacked.trainable_weights}
     assert trainable and all("head_hidden" in p or "p_fake" in p for p in trainable)
-    average = build_ensemble([a, b], 64, "average")
+    average = build_ensemble([a, b], 64, "average", head_units=32)
     x = images()
     expected = (np.asarray(a(x)) + np.asarray(b(x))) / 2
     assert np.allclose(np.asarray(average(x)), expected, atol=1e-6)

@@ -9,7 +9,15 @@ from conftest import ROOT
 from helpers import mini_project, run_stage, snapshot
 
 from deepfake_detector.config import load_params
-from deepfake_detector.params_check import ParamsError, check_params, validate
+from deepfake_detector.params_check import (
+    ParamsError,
+    check_params,
+    complete,
+    complete_model,
+    defaults,
+    validate,
+)
+from deepfake_detector.params_file import profile_params
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -33,8 +41,8 @@ def test_the_shipped_params_and_profiles_pass():
 
     assert set(ARCHITECTURES) == set(BUILDERS)  # the checker knows every architecture
     assert check_params(PARAMS) == []
-    for profile in (ROOT / "profiles").glob("*.yaml"):
-        assert check_params(yaml.safe_load(profile.read_text())) == [], profile.name
+    for profile in (ROOT / "profiles").glob("*.yaml"):  # overlays: the defaults with each over
+        assert check_params(profile_params(ROOT, profile.stem)) == [], profile.name
 
 
 @pytest.mark.parametrize("dotted,value,message", [
@@ -80,6 +88,31 @@ def test_load_params_refuses_bad_yaml_and_a_missing_file(tmp_path):
     (tmp_path / "params.yaml").write_text("base: {seed: [1\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(tmp_path)
+
+
+def test_load_params_fills_in_every_default(tmp_path):
+    (tmp_path / "params.yaml").write_text(
+        "base: {seed: 7}\ntrain:\n  mine: {epochs: 2, architecture: tuned,"
+        " conv: [{filters: 4}]}\nensemble: {members: [mine]}\nevaluate: {models: [mine]}\n"
+        "explain: {model: mine, gradcam_models: [mine]}\nregister: {model: mine}\n")
+    params = load_params(tmp_path)
+    assert params["base"]["seed"] == 7 and check_params(params) == []
+    assert params["serve"] == defaults()["serve"] and params["training"]["deterministic"]
+    mine = params["train"]["mine"]
+    assert mine["conv"] == [{"filters": 4, "kernel": 3, "activation": "relu"}]
+    assert mine["batch_norm"] == {"momentum": 0.95, "epsilon": 0.005}
+    assert mine["dense"] == [64, 32] and "input_size" not in mine  # tuned reads no input_size
+    assert complete(defaults()) == defaults()
+
+
+def test_a_model_key_without_a_default_for_its_architecture_is_named():
+    problems = check_params(complete(changed("train.small", {"epochs": 1,
+                                                             "architecture": "tuned"})))
+    assert "train.small.conv: missing (the tuned architecture has no default)" in problems
+    assert complete_model("baseline")["conv"] == [{"filters": 32, "kernel": 3,
+                                                   "activation": "relu"},
+                                                  {"filters": 16, "kernel": 3,
+                                                   "activation": "relu"}]
 
 
 @pytest.mark.parametrize("stage", ["fetch", "train"])

@@ -6,6 +6,7 @@ import pytest
 from helpers import FakeServer
 
 from deepfake_detector.models import IMAGENET_WEIGHTS, build_model
+from deepfake_detector.params_check import complete_model
 from deepfake_detector.pretrained import resolve
 
 XCEPTION_WEIGHTS_FILE = IMAGENET_WEIGHTS["xception"].file
@@ -13,8 +14,8 @@ XCEPTION_WEIGHTS_FILE = IMAGENET_WEIGHTS["xception"].file
 
 def test_none_and_missing_file(tmp_path):
     assert resolve("xception", {"weights": "none"}, tmp_path)["used"] == "none"
-    assert resolve("xception", {}, tmp_path) == {"requested": "none", "used": "none",
-                                                 "sha256": None, "note": ""}
+    assert resolve("baseline", complete_model("baseline"), tmp_path) == {
+        "requested": "none", "used": "none", "sha256": None, "note": ""}
     with pytest.raises(FileNotFoundError, match="nope.h5"):
         resolve("xception", {"weights": "nope.h5"}, tmp_path)
 
@@ -33,7 +34,8 @@ def weights_file(tmp_path_factory):
 def test_local_weights_file_is_hashed_and_loads(tmp_path, weights_file):
     record = resolve("xception", {"weights": str(weights_file)}, tmp_path)
     assert record["sha256"] == hashlib.sha256(weights_file.read_bytes()).hexdigest()
-    model = build_model("xception", 64, {"input_size": 71, "weights_file": record["used"]})
+    model = build_model("xception", 64, complete_model("xception", {
+        "input_size": 71, "weights_file": record["used"]}))
     assert model.count_params() > 20_000_000
 
 

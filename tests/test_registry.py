@@ -38,9 +38,10 @@ def new_model(root, seed: int, metrics: dict) -> dict:
 
     from deepfake_detector import tracking
     from deepfake_detector.models import build_model
+    from deepfake_detector.params_check import complete_model
 
     keras.utils.set_random_seed(seed)
-    build_model("baseline", 64, {}).save(root / "models/tuned.keras")
+    build_model("baseline", 64, complete_model("baseline")).save(root / "models/tuned.keras")
     (root / "metrics/tuned.json").write_text(json.dumps(
         {**metrics, "threshold": 0.5, "temperature": 1.0}))
     tracking.setup(root)

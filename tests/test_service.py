@@ -18,6 +18,7 @@ def make_app(explain_concurrency=1, max_upload_mb=1, card=None, **serve):
     import keras
 
     from deepfake_detector.models import build_model
+    from deepfake_detector.params_check import complete_model
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["serve"].update(explain_concurrency=explain_concurrency, max_upload_mb=max_upload_mb,
@@ -27,7 +28,7 @@ def make_app(explain_concurrency=1, max_upload_mb=1, card=None, **serve):
     settings = {"model": "baseline", "image_size": 64, "max_pixels": 50_000_000,
                 "temperature": 1.0, "threshold": 0.5,
                 "face_crop": {"enabled": True, "margin": 0.25}}
-    detector = Detector(build_model("baseline", 64, {}), settings)
+    detector = Detector(build_model("baseline", 64, complete_model("baseline")), settings)
     card = card or {"uri": "models/baseline.keras", "name": "deepfake-detector", "version": None,
                     "data_source": "synthetic", "synthetic_warning": True, "metrics": {}}
     return create_app(detector, card, params)

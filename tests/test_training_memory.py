@@ -29,7 +29,10 @@ def test_tuned_cnn_on_150k_images_stays_within_arrays_plus_1_5_gb(tmp_path):
         import yaml
         cfg = yaml.safe_load(open({str(ROOT / 'params.yaml')!r}))["train"]["tuned"]
         cfg["epochs"] = 1  # the study's tuned CNN, one capped epoch
-        train("tuned", cfg, training={{"max_steps_per_epoch": 30}}, seed=1,
+        from deepfake_detector.params_check import defaults
+        training = {{**defaults()["training"], "max_steps_per_epoch": 30,
+                    "deterministic": False}}
+        train("tuned", cfg, training=training, seed=1,
               data_dir=work / "data", model_path=work / "tuned.keras",
               history_path=work / "tuned.json", root=work, image_size=64)
         from deepfake_detector.memory import peak_rss_bytes

@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 
 from deepfake_detector.images import load_image  # noqa: E402
+from deepfake_detector.params_check import complete_model, defaults  # noqa: E402
 from deepfake_detector.synthetic import SyntheticConfig, make_image  # noqa: E402
 from deepfake_detector.training import train  # noqa: E402
 
@@ -36,10 +37,13 @@ def main():
     work, kind = Path(sys.argv[1]), sys.argv[2]
     devices = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     data = work / "data"
-    cfg = {"epochs": 1, "batch_size": 8, "optimizer": "sgd", "learning_rate": 0.01,
-           "conv": [{"filters": 8, "activation": "relu"}, {"filters": 4, "activation": "tanh"}],
-           "dense": [8]}
-    record = train("tuned", cfg, training={"distribute": kind, "cpu_devices": devices},
+    cfg = complete_model("tuned", {
+        "epochs": 1, "batch_size": 8, "optimizer": "sgd", "learning_rate": 0.01,
+        "conv": [{"filters": 8, "activation": "relu"}, {"filters": 4, "activation": "tanh"}],
+        "dense": [8]})
+    training = {**defaults()["training"], "distribute": kind, "cpu_devices": devices,
+                "deterministic": False}
+    record = train("tuned", cfg, training=training,
                    seed=1, data_dir=data, model_path=work / "models" / "tuned.keras",
                    history_path=work / "metrics" / "tuned.json", root=work, image_size=32)
     print("RESULT " + json.dumps(record))

@@ -19,13 +19,17 @@ from tqdm import tqdm
 from .download import is_html
 from .errors import SourceError
 from .images import readable_name
+from .params_check import defaults
+
+_EXTRACT = defaults()["data"]["extract"]  # data.extract's defaults are the dataclass's
 
 
 @dataclass(frozen=True)
 class ExtractLimits:
-    max_total_bytes: int = 20 * 1024**3  # 20 GiB uncompressed
-    max_ratio: float = 200.0  # uncompressed / compressed, per entry over 1 MiB and overall
-    max_entries: int = 2_000_000
+    """``data.extract``: bounds on an archive's entries, uncompressed bytes and ratio."""
+    max_total_bytes: int = _EXTRACT["max_total_bytes"]
+    max_ratio: float = float(_EXTRACT["max_ratio"])  # per entry > 1 MiB, and overall
+    max_entries: int = _EXTRACT["max_entries"]
 
 def skip_entry(name: str) -> bool:
     """macOS resource forks and Finder files are not data."""

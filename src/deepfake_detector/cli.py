@@ -13,6 +13,7 @@ from .cli_checks import check_model, check_out_file, check_out_folder, expand_pa
 from .config import load_params, project_root
 from .errors import DeepfakeError, ImageRejected
 from .images import MB, check_file, readable_name
+from .params_check import defaults
 
 PREDICT_COLUMNS = ["file", "p_fake", "label", "error"]
 MODEL_HELP = ("models:/NAME@ALIAS, models:/NAME/VERSION, FILE.keras or an MLflow model "
@@ -141,8 +142,8 @@ def cmd_explain(args) -> int:
         image, face = detector.prepare(args.image)
     except ImageRejected as exc:
         raise ValueError(f"{args.image}: {exc.reason}") from None
-    cfg = params.get("explain", {})
-    cam = explanation.gradcam_function(detector.model, cfg.get("gradcam_min_size", 8))
+    cfg = params["explain"]
+    cam = explanation.gradcam_function(detector.model, cfg["gradcam_min_size"])
     explained = explainer.explain_image(detector, image, cfg, params["base"]["seed"], cam)
     p = explained["p_fake"]
     label = detector.label(p)
@@ -167,7 +168,7 @@ def _registry() -> tuple[dict, str]:
     root = project_root()
     params = load_params(root)
     tracking.setup(root)
-    return params, params.get("register", {}).get("name", "deepfake-detector")
+    return params, params["register"]["name"]
 
 
 def cmd_models(args) -> int:
@@ -196,7 +197,7 @@ def cmd_promote(args) -> int:
     from . import registry
 
     params, name = _registry()
-    result = registry.promote(name, params.get("promote", {}), args.version, args.force,
+    result = registry.promote(name, params["promote"], args.version, args.force,
                               args.reason)
     for failure in result["failures"]:
         print(f"gate: {failure}")
@@ -237,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepfake", description=(
         "Deepfake face-image detector. The pipeline runs with `dvc repro` (or `make repro`); "
         "these commands use what it registered. --model takes a models:/ URI, a .keras "
-        "file or an MLflow model folder; the default is models:/deepfake-detector@champion "
-        "(else @challenger). Only regular files up to preprocess.max_file_mb are read."))
+        "file or an MLflow model folder; the default is models:/NAME@champion (else "
+        f"@challenger), NAME being register.name ({defaults()['register']['name']} by "
+        "default). Only regular files up to preprocess.max_file_mb are read."))
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name, func, help_):

@@ -120,8 +120,9 @@ def main_checkout(root: Path) -> Path:
 
 
 def load_params(root: Path | None = None) -> dict:
-    """``params.yaml``, checked (unknown keys, types, ranges) before anything uses it."""
-    from .params_check import ParamsError, validate
+    """``params.yaml``, complete (each key it leaves out set to its default) and checked
+    (unknown keys, types, ranges) before anything uses it."""
+    from .params_check import ParamsError, complete, validate
 
     path = (root or project_root()) / "params.yaml"
     if not path.exists():
@@ -133,7 +134,7 @@ def load_params(root: Path | None = None) -> dict:
         raise ParamsError(f"{path} is not UTF-8 text: {exc}") from None
     except ValueError as exc:  # not YAML, an alias bomb, too large, not a file
         raise ParamsError(str(exc)) from None
-    return validate(params, str(path))
+    return validate(complete(params), str(path))
 
 
 def copy_checkout(root: Path, dest: Path, params: dict) -> Path:

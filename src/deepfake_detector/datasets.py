@@ -53,17 +53,17 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, cfg: dict) -> np.ndar
     """Random flip, JPEG re-compression and Gaussian blur: what re-shared images go through."""
     out = x.copy()
     for i in range(len(out)):
-        if cfg.get("flip") and rng.random() < 0.5:
+        if cfg["flip"] and rng.random() < 0.5:
             out[i] = out[i, :, ::-1]
-        jpeg, blur = cfg.get("jpeg") and rng.random() < cfg.get("p", 0.5), \
-            cfg.get("blur") and rng.random() < cfg.get("p", 0.5)
+        jpeg, blur = cfg["jpeg"] and rng.random() < cfg["p"], \
+            cfg["blur"] and rng.random() < cfg["p"]
         if jpeg or blur:
             img = Image.fromarray(out[i])
             if blur:
-                lo, hi = cfg.get("blur_sigma", [0.3, 1.2])
+                lo, hi = cfg["blur_sigma"]
                 img = img.filter(ImageFilter.GaussianBlur(rng.uniform(lo, hi)))
             if jpeg:
-                lo, hi = cfg.get("jpeg_quality", [40, 95])
+                lo, hi = cfg["jpeg_quality"]
                 img = jpeg_recompress(img, int(rng.integers(lo, hi + 1)))
             out[i] = np.asarray(img)
     return out
@@ -88,7 +88,7 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: 
     """A ``tf.data`` pipeline over ``(x, y)`` fed by index; a new shuffle every epoch."""
     import tensorflow as tf
 
-    active = augment and any(augment.get(k) for k in ("flip", "jpeg", "blur"))
+    active = augment and any(augment[k] for k in ("flip", "jpeg", "blur"))
     state = {"epoch": 0}
 
     def generate():

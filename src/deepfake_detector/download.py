@@ -41,6 +41,7 @@ import urllib3
 from tqdm import tqdm
 
 from .errors import DownloadError
+from .params_check import defaults
 
 CHUNK = 1 << 16  # small enough that an interrupted download keeps most of its bytes
 CONNECT_S = 15  # seconds to open a connection; reads wait up to data.download.stall_s
@@ -52,10 +53,11 @@ HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")
 
 @dataclass(frozen=True)
 class DownloadLimits:
-    """``data.download``: bounds on one download (bytes, seconds without a byte, seconds)."""
-    max_bytes: int = 8 * 1024**3
-    stall_s: float = 60.0
-    deadline_s: float | None = 12 * 3600.0
+    """``data.download``: bounds on one download (bytes, seconds without a byte, seconds);
+    its defaults are the parameters'."""
+    max_bytes: int = defaults()["data"]["download"]["max_bytes"]
+    stall_s: float = float(defaults()["data"]["download"]["stall_s"])
+    deadline_s: float | None = float(defaults()["data"]["download"]["deadline_s"])
 
 
 def sha256_file(path: Path) -> str:

@@ -18,23 +18,23 @@ from .training import predict
 
 
 def fit_head(p: np.ndarray, y: np.ndarray, cfg: dict, seed: int):
-    """A Dense(32, relu) → Dense(1, sigmoid) combiner on member probabilities."""
+    """A Dense(head_units, relu) → Dense(1, sigmoid) combiner on member probabilities."""
     import keras
 
     keras.utils.set_random_seed(seed)
     head = keras.Sequential([keras.Input((p.shape[1],)),
-                             keras.layers.Dense(cfg.get("head_units", 32), activation="relu"),
+                             keras.layers.Dense(cfg["head_units"], activation="relu"),
                              keras.layers.Dense(1, activation="sigmoid")])
-    head.compile(optimizer=keras.optimizers.Adam(cfg.get("learning_rate", 0.01)),
+    head.compile(optimizer=keras.optimizers.Adam(cfg["learning_rate"]),
                  loss="binary_crossentropy")
-    head.fit(p, y.astype(np.float32), epochs=cfg.get("epochs", 100),
-             batch_size=cfg.get("batch_size", 64), verbose=0)
+    head.fit(p, y.astype(np.float32), epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+             verbose=0)
     return head
 
 
 def out_of_fold(p: np.ndarray, y: np.ndarray, cfg: dict, seed: int) -> np.ndarray:
     oof = np.zeros(len(y), dtype=np.float32)
-    folds = StratifiedKFold(n_splits=cfg.get("folds", 5), shuffle=True, random_state=seed)
+    folds = StratifiedKFold(n_splits=cfg["folds"], shuffle=True, random_state=seed)
     for k, (fit_rows, held_out) in enumerate(folds.split(p, y)):
         head = fit_head(p[fit_rows], y[fit_rows], cfg, seed + k)
         oof[held_out] = np.asarray(head(p[held_out], training=False)).reshape(-1)
@@ -43,8 +43,8 @@ def out_of_fold(p: np.ndarray, y: np.ndarray, cfg: dict, seed: int) -> np.ndarra
 
 def build(members: list, val: dict, cfg: dict, seed: int, size: int):
     """(ensemble model, out-of-fold validation predictions or None when nothing is fitted)."""
-    method = cfg.get("method", "stacked")
-    model = build_ensemble(members, size, method, cfg.get("head_units", 32))
+    method = cfg["method"]
+    model = build_ensemble(members, size, method, cfg["head_units"])
     if method == "average":
         return model, None
     p_val = np.stack([predict(m, val["x"]) for m in members], axis=1)

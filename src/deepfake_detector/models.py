@@ -1,7 +1,8 @@
 """Model architectures. Each takes uint8 images and outputs P(fake) (label 1 = fake).
 
 Scaling (and resizing, for Xception) happens inside the model, so a saved model is
-self-contained and every model takes the same input.
+self-contained and every model takes the same input. Each builder reads a complete
+``train.<name>`` section (``params_check.complete`` fills in the defaults).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def scaled(inputs, cfg: dict):
     """Pixels to [0, 1]; with ``highpass: true`` also the noise residual (image minus its
     3×3 local mean) as three more channels: generator artefacts live in high frequencies."""
     x = layers.Rescaling(1 / 255.0)(inputs)
-    if cfg.get("highpass"):
+    if cfg["highpass"]:
         blurred = layers.AveragePooling2D(3, strides=1, padding="same")(x)
         residual = layers.Subtract()([x, blurred])
         x = layers.Concatenate()([x, layers.Rescaling(4.0)(residual)])
@@ -65,9 +66,8 @@ def build_baseline(size: int, cfg: dict) -> keras.Model:
     """The study's baseline CNN."""
     inputs = image_input(size)
     x = scaled(inputs, cfg)
-    for block in cfg.get("conv", [{"filters": 32}, {"filters": 16}]):
-        x = layers.Conv2D(block["filters"], block.get("kernel", 3),
-                          activation=block.get("activation", "relu"))(x)
+    for block in cfg["conv"]:
+        x = layers.Conv2D(block["filters"], block["kernel"], activation=block["activation"])(x)
         x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
     outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
@@ -76,19 +76,17 @@ def build_baseline(size: int, cfg: dict) -> keras.Model:
 
 def build_tuned(size: int, cfg: dict) -> keras.Model:
     """The study's hand-tuned CNN: conv+BN blocks, dense head (the model it deployed)."""
-    bn = cfg.get("batch_norm", {})
+    bn = cfg["batch_norm"]
     inputs = image_input(size)
     x = scaled(inputs, cfg)
     for block in cfg["conv"]:
-        x = layers.Conv2D(block["filters"], block.get("kernel", 3),
-                          activation=block.get("activation", "relu"))(x)
-        x = layers.BatchNormalization(momentum=bn.get("momentum", 0.95),
-                                      epsilon=bn.get("epsilon", 0.005))(x)
+        x = layers.Conv2D(block["filters"], block["kernel"], activation=block["activation"])(x)
+        x = layers.BatchNormalization(momentum=bn["momentum"], epsilon=bn["epsilon"])(x)
         x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
-    for units in cfg.get("dense", [64, 32]):
+    for units in cfg["dense"]:
         x = layers.Dense(units, activation="relu")(x)
-        if cfg.get("dropout"):
+        if cfg["dropout"]:
             x = layers.Dropout(cfg["dropout"])(x)
     outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
     return keras.Model(inputs, outputs, name="tuned")
@@ -100,14 +98,14 @@ def build_xception(size: int, cfg: dict) -> keras.Model:
     ``cfg["weights_file"]`` is the resolved weights file (the ``weights`` stage decides it),
     or None to start from random weights.
     """
-    input_size = max(71, int(cfg.get("input_size", 71)))
-    weights_file = cfg.get("weights_file")
+    input_size = cfg["input_size"]  # at least 71 (params_check): Xception's smallest
+    weights_file = cfg.get("weights_file")  # not a parameter: the train stage adds it
     base = keras.applications.Xception(include_top=False, weights=None,
                                        input_shape=(input_size, input_size, 3), pooling="avg")
     if weights_file:
         base.load_weights(weights_file)
-    base.trainable = bool(cfg.get("trainable_base", True))
-    if cfg.get("base_bn_momentum") is not None:
+    base.trainable = cfg["trainable_base"]
+    if cfg["base_bn_momentum"] is not None:
         # Keras' 0.99 suits ImageNet fine-tuning; from scratch on a few hundred steps the
         # moving statistics lag far behind and validation sees a constant output.
         for layer in base.layers:
@@ -118,9 +116,9 @@ def build_xception(size: int, cfg: dict) -> keras.Model:
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(x)  # Xception's own preprocessing
     # training=False keeps BatchNorm statistics put when the base is frozen (keras-io guide)
     x = base(x, training=None if base.trainable else False)
-    for units in cfg.get("dense", [128]):
+    for units in cfg["dense"]:
         x = layers.Dense(units, activation="relu")(x)
-    if cfg.get("dropout"):
+    if cfg["dropout"]:
         x = layers.Dropout(cfg["dropout"])(x)
     outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
     return keras.Model(inputs, outputs, name="xception")
@@ -132,14 +130,14 @@ BUILDERS = {"baseline": build_baseline, "tuned": build_tuned, "xception": build_
 def build_model(name: str, size: int, cfg: dict) -> keras.Model:
     try:
         builder = BUILDERS[architecture(name, cfg)]
-    except KeyError:
+    except KeyError:  # an unknown architecture
         raise ValueError(f"Unknown model {name!r}; known: {sorted(BUILDERS)} "
                          "(or set train.<name>.architecture)") from None
     return builder(size, cfg)
 
 
 def build_ensemble(members: list[keras.Model], size: int, method: str,
-                   head_units: int = 32) -> keras.Model:
+                   head_units: int) -> keras.Model:
     """Members side by side on one shared input, frozen; a stacked head or their mean."""
     inputs = image_input(size)
     outs = []
@@ -158,9 +156,9 @@ def build_ensemble(members: list[keras.Model], size: int, method: str,
 
 
 def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
-    name = cfg.get("optimizer", "rmsprop").lower()
-    kwargs = {"learning_rate": cfg.get("learning_rate", 0.001)}
-    if name == "sgd" and "momentum" in cfg:
+    name = cfg["optimizer"].lower()
+    kwargs = {"learning_rate": cfg["learning_rate"]}
+    if name == "sgd":
         kwargs["momentum"] = cfg["momentum"]
     try:
         return keras.optimizers.get({"class_name": name, "config": kwargs})

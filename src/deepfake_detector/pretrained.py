@@ -28,7 +28,7 @@ def _record(requested, used: Path | None, note: str = "") -> dict:
 
 def resolve(name: str, cfg: dict, root: Path) -> dict:
     """The weights record of model ``name`` from its ``train.<name>`` section ``cfg``."""
-    requested = cfg.get("weights", "none")
+    requested = cfg["weights"]
     if requested in (None, "none", False):
         return _record("none", None)
     if requested != "imagenet":

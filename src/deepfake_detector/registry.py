@@ -126,7 +126,7 @@ def gate(candidate: dict, champion: dict | None, cfg: dict) -> list[str]:
             failures.append(f"{metric} {value if value is None else round(value, 4)} is below "
                             f"the floor {floor} (by {round(floor - (value or 0), 4)})")
     if champion:
-        max_drop = float(cfg.get("max_drop", 0.01))
+        max_drop = float(cfg["max_drop"])
         for metric in ("accuracy", "recall", "roc_auc"):
             if metric in champion and metric in candidate and \
                     candidate[metric] < champion[metric] - max_drop:

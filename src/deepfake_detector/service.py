@@ -53,13 +53,13 @@ def create_app(detector, card: dict, params: dict):
         validation_error,
     )
 
-    serve_cfg = params.get("serve", {})
+    serve_cfg = params["serve"]
     limits = Limits.from_params(serve_cfg)
     card = {**card, "limits": limits.public()}
-    explain_slots = threading.BoundedSemaphore(int(serve_cfg.get("explain_concurrency", 1)))
-    explain_cfg = params.get("explain", {})
-    cam = explanation.gradcam_function(detector.model, explain_cfg.get("gradcam_min_size", 8))
-    title = "deepfake-detector"
+    explain_slots = threading.BoundedSemaphore(serve_cfg["explain_concurrency"])
+    explain_cfg = params["explain"]
+    cam = explanation.gradcam_function(detector.model, explain_cfg["gradcam_min_size"])
+    title = params["register"]["name"]  # the registered model this service serves
     app = FastAPI(title=title, version=str(card.get("version", "")), docs_url=None,
                   redoc_url=None,
                   description="P(fake) of face images, with explanations. 1 = fake.")
@@ -188,7 +188,9 @@ def model_card(uri: str, detector, root, params: dict) -> dict:
     """What the page and /model say about the model: version, alias, training data, metrics."""
     import json
 
-    card = {"uri": uri, "name": params.get("register", {}).get("name", "deepfake-detector"),
+    from .paths import Workspace
+
+    card = {"uri": uri, "name": params["register"]["name"],
             "version": None, "alias": None, "model": detector.settings.get("model"),
             "threshold": detector.threshold,
             "temperature": float(detector.settings.get("temperature", 1.0)), "metrics": {}}
@@ -209,11 +211,11 @@ def model_card(uri: str, detector, root, params: dict) -> dict:
                     data_source=version.tags.get("data.source"),
                     metrics=version_metrics(version))
     else:
-        metrics = root / "metrics" / f"{detector.settings.get('model')}.json"
+        metrics = Workspace(root).metrics(str(detector.settings.get("model")))
         if metrics.exists():
             m = json.loads(metrics.read_text())
             card["metrics"] = {k: m.get(k) for k in ("accuracy", "recall", "roc_auc")}
-        source = root / "data" / "raw" / "source.json"
+        source = Workspace(root).source_record
         if source.exists():
             card["data_source"] = json.loads(source.read_text()).get("source")
     card["synthetic_warning"] = card.get("data_source") == "synthetic"

@@ -38,9 +38,9 @@ def docs_page(title: str) -> tuple[str, str]:
 def allowed_hosts(serve_cfg: dict) -> list[str]:
     """``serve.allowed_hosts``, or (null) the loopback names and ``serve.host``. ``*`` accepts
     any Host (only behind a proxy that checks it), ``*.example.org`` any name under it."""
-    hosts = serve_cfg.get("allowed_hosts")
+    hosts = serve_cfg["allowed_hosts"]
     if hosts is None:
-        hosts = ["localhost", "127.0.0.1", "::1", serve_cfg.get("host") or "127.0.0.1"]
+        hosts = ["localhost", "127.0.0.1", "::1", serve_cfg["host"]]
     return [str(h).strip().lower().strip("[]") for h in hosts]
 
 

@@ -38,10 +38,9 @@ class Limits:
 
     @classmethod
     def from_params(cls, serve_cfg: dict) -> "Limits":
-        return cls(int(float(serve_cfg.get("max_upload_mb", 10)) * MB),
-                   int(float(serve_cfg.get("max_request_mb", 100)) * MB),
-                   int(serve_cfg.get("max_files", 100)),
-                   float(serve_cfg.get("upload_stall_s", 30)))
+        return cls(int(float(serve_cfg["max_upload_mb"]) * MB),
+                   int(float(serve_cfg["max_request_mb"]) * MB),
+                   int(serve_cfg["max_files"]), float(serve_cfg["upload_stall_s"]))
 
     def public(self) -> dict:
         """What GET /model says, so that a client can split its batches."""

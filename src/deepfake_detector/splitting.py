@@ -68,8 +68,8 @@ def _words(name: str) -> set[str]:
 
 def classify(rel_parts: tuple[str, ...], class_names: dict[str, list[str]]):
     """(label, split) of a file from its folders; the deepest unambiguous folder wins."""
-    names = {1: {n.lower() for n in class_names.get("fake", ["fake"])},
-             0: {n.lower() for n in class_names.get("real", ["real"])}}
+    names = {1: {n.lower() for n in class_names["fake"]},
+             0: {n.lower() for n in class_names["real"]}}
     label = split = None
     for folder in rel_parts[:-1]:
         words = _words(folder)
@@ -165,7 +165,7 @@ def assign_splits(df: pd.DataFrame, fractions: dict[str, float], seed: int,
     else:
         note = {"mode": "seeded"}
     total = sum(fractions.values())
-    shares = np.array([fractions.get(s, 0) / total for s in SPLITS])
+    shares = np.array([fractions[s] / total for s in SPLITS])
     rng = np.random.default_rng(seed)
     out = pd.Series(index=df.index, dtype=object)
     # Stratify on each unit's majority label; fill splits in order up to their share.
@@ -212,7 +212,7 @@ def split_dataset(raw_dir: Path, root: Path, *, class_names: dict, fractions: di
         have, lack = ("real", "fake") if 0 in classes else ("fake", "real")
         raise ValueError(f"Only one class found: {int(classes.iloc[0])} {have} images and no "
                          f"{lack} ones under {raw_dir} (folder words for {lack}: "
-                         f"{class_names.get(lack)}). A detector needs both.")
+                         f"{class_names[lack]}). A detector needs both.")
     df["split"], note = assign_splits(df, fractions, seed, keep_existing)
     frames = {s: df[df["split"] == s].sort_values("path")[MANIFEST_COLUMNS].reset_index(drop=True)
               for s in SPLITS}

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from .figures import pyplot
+from .params_check import defaults
 
 FAMILIES = ("face_swap", "gan_artifacts", "eye_mismatch")
 
@@ -38,14 +39,25 @@ IRIS_COLOURS = [(70, 45, 25), (40, 90, 150), (60, 110, 60), (110, 110, 120), (12
                 (30, 30, 30)]
 
 
+_STUDY = defaults()  # the parameters' defaults are the dataclass's: one source
+
+
 @dataclass(frozen=True)
 class SyntheticConfig:
-    n_images: int = 3000
-    image_size: int = 64
-    seed: int = 42
+    n_images: int = _STUDY["data"]["synthetic"]["n_images"]
+    image_size: int = _STUDY["data"]["synthetic"]["image_size"]
+    seed: int = _STUDY["base"]["seed"]
     families: tuple[str, ...] = FAMILIES
-    strength: float = 1.0  # scales every manipulation's visibility
+    strength: float = _STUDY["data"]["synthetic"]["strength"]  # every manipulation's visibility
     jpeg_quality: tuple[int, int] = (70, 95)
+
+    @classmethod
+    def from_params(cls, params: dict) -> "SyntheticConfig":
+        """``data.synthetic`` and ``base.seed``; with every family off, all of them."""
+        syn = params["data"]["synthetic"]
+        families = tuple(f for f, on in syn["families"].items() if on) or FAMILIES
+        return cls(n_images=syn["n_images"], image_size=syn["image_size"],
+                   seed=params["base"]["seed"], families=families, strength=syn["strength"])
 
 
 def _sample_face(rng: np.random.Generator) -> dict:
@@ -287,6 +299,4 @@ if __name__ == "__main__":  # python -m deepfake_detector.synthetic OUT.png
 
     from .config import load_params
 
-    syn = load_params().get("data", {}).get("synthetic", {})
-    sample_grid(SyntheticConfig(image_size=syn.get("image_size", 64),
-                                strength=syn.get("strength", 1.0)), Path(sys.argv[1]))
+    sample_grid(SyntheticConfig.from_params(load_params()), Path(sys.argv[1]))
