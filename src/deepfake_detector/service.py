@@ -185,8 +185,11 @@ def create_app(detector, card: dict, params: dict):
 
 
 def model_card(uri: str, detector, root, params: dict) -> dict:
-    """What the page and /model say about the model: version, alias, training data, metrics."""
+    """What the page and /model say about the model: version, alias, training data, metrics.
+    The threshold and temperature are the detector's settings (its settings.json)."""
     import json
+
+    from .paths import Workspace
 
     card = {"uri": uri, "name": params.get("register", {}).get("name", "deepfake-detector"),
             "version": None, "alias": None, "model": detector.settings.get("model"),
@@ -209,11 +212,12 @@ def model_card(uri: str, detector, root, params: dict) -> dict:
                     data_source=version.tags.get("data.source"),
                     metrics=version_metrics(version))
     else:
-        metrics = root / "metrics" / f"{detector.settings.get('model')}.json"
+        workspace = Workspace(root)
+        metrics = workspace.metrics(detector.settings.get("model"))  # the test report
         if metrics.exists():
             m = json.loads(metrics.read_text())
             card["metrics"] = {k: m.get(k) for k in ("accuracy", "recall", "roc_auc")}
-        source = root / "data" / "raw" / "source.json"
+        source = workspace.source_record
         if source.exists():
             card["data_source"] = json.loads(source.read_text()).get("source")
     card["synthetic_warning"] = card.get("data_source") == "synthetic"
@@ -226,7 +230,7 @@ def serve(model: str | None, host: str | None = None, port: int | None = None) -
     import uvicorn
 
     from .config import load_params, project_root
-    from .registry import load_detector
+    from .inference import load_detector
     from .service_guard import allowed_hosts
 
     root = project_root()
