@@ -30,9 +30,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def detector_and_source():
     from deepfake_detector.config import load_params
-    from deepfake_detector.inference import Detector
+    from deepfake_detector.inference import Detector, load_detector, settings_for_defaults
     from deepfake_detector.models import build_model
-    from deepfake_detector.registry import load_detector, settings_for_defaults
 
     params = load_params(ROOT)
     path = ROOT / "models" / "tuned.keras"

@@ -1,4 +1,5 @@
-"""ensemble: the member models → models/ensemble.keras (+ out-of-fold validation scores)."""
+"""ensemble: the member models → models/ensemble.keras, models/ensemble.val_scores.npz (the
+validation scores evaluate@ensemble fits its threshold on)."""
 
 import json
 
@@ -6,6 +7,7 @@ import numpy as np
 from _common import ROOT, load_params, run_stage
 
 from deepfake_detector.atomic import atomic_path, write_text
+from deepfake_detector.paths import Workspace
 
 
 def main():
@@ -13,16 +15,18 @@ def main():
 
     from deepfake_detector import ensemble, tracking
     from deepfake_detector.datasets import load_split
-    from deepfake_detector.training import configure
+    from deepfake_detector.evaluation import write_val_scores
+    from deepfake_detector.training import configure, predict
 
     params = load_params(ROOT)
     cfg, seed = params["ensemble"], params["base"]["seed"]
     configure(seed, {"deterministic": params["training"].get("deterministic")})
-    members = [keras.models.load_model(ROOT / "models" / f"{m}.keras", compile=False)
+    workspace = Workspace(ROOT)
+    members = [keras.models.load_model(workspace.model(m), compile=False)
                for m in cfg["members"]]
-    val = load_split(ROOT / "data" / "processed" / "val.npz")
+    val = load_split(workspace.processed("val"))
     model, oof = ensemble.build(members, val, cfg, seed, params["preprocess"]["image_size"])
-    with atomic_path(ROOT / "models" / "ensemble.keras") as tmp:
+    with atomic_path(workspace.model("ensemble")) as tmp:
         model.save(tmp)
     mlflow = tracking.setup(ROOT)
     with tracking.new_run("ensemble") as run:
@@ -35,10 +39,10 @@ def main():
     write_text(ROOT / "metrics" / "train" / "ensemble.json", json.dumps(
         {"model": "ensemble", "run_id": run.info.run_id, "method": cfg["method"],
          "members": cfg["members"], "history": []}, indent=2) + "\n")
-    # evaluate picks the ensemble's threshold on these (None: nothing was fitted on val)
-    with atomic_path(ROOT / "models" / "ensemble_val_scores.npz") as tmp:
-        np.savez(tmp, p=oof if oof is not None else np.zeros(0, np.float32),
-                 paths=val["paths"])
+    # out-of-fold for the stacked combiner (fitted on validation itself); for the average,
+    # where nothing was fitted on validation, the plain predictions
+    write_val_scores(workspace.val_scores("ensemble"),
+                     oof if oof is not None else predict(model, val["x"]), val["paths"])
     print(f"ensemble ({cfg['method']}) of {', '.join(cfg['members'])} saved")
 
 

@@ -1,12 +1,15 @@
 """Metrics against scikit-learn, the threshold and temperature fitted on validation only,
-temperature scaling on an overconfident model, and the plot files."""
+temperature scaling on an overconfident model, the plot files, and one model's evaluation
+(``evaluation.run``) on a tiny Keras model."""
+
+import json
 
 import numpy as np
 import pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from deepfake_detector import reporting
+from deepfake_detector import evaluation, reporting
 from deepfake_detector.evaluation import (
     apply_temperature,
     binary_metrics,
@@ -15,6 +18,7 @@ from deepfake_detector.evaluation import (
     expected_calibration_error,
     fit_temperature,
 )
+from deepfake_detector.paths import Workspace
 
 Y = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0])
 P = np.array([.1, .4, .35, .8, .2, .9, .65, .3, .7, .95, .55, .05])
@@ -101,26 +105,105 @@ def test_temperature_scaling_lowers_ece_of_an_overconfident_model():
 def test_plot_data_summary_and_figures(tmp_path):
     import pandas as pd
 
+    out = Workspace(tmp_path)
     results = {}
-    scores = {}
     for name, shift in (("a", 0.0), ("b", 0.1)):
         p = np.clip(P + shift, 0, 1)
         results[name] = {**binary_metrics(Y, p, 0.5), "temperature": 1.0,
                          "ece_uncalibrated": 0.1,
                          "robustness": {"jpeg": binary_metrics(Y, P[::-1], 0.5)}}
-        scores[name] = (Y, p)
-        reporting.write_plot_data(tmp_path / "plots", name, Y, p, 0.5)
-    roc = pd.read_csv(tmp_path / "plots/roc/a.csv")
+        reporting.write_plot_data(out, name, Y, p, 0.5)
+        reporting.write_robustness_data(out, name, results[name])
+    roc = pd.read_csv(tmp_path / "metrics/plots/roc/a.csv")
     assert list(roc.columns) == ["fpr", "tpr"] and roc["tpr"].iloc[-1] == 1.0
-    confusion = pd.read_csv(tmp_path / "plots/confusion/a.csv")
+    confusion = pd.read_csv(tmp_path / "metrics/plots/confusion/a.csv")
     assert len(confusion) == len(Y) and set(confusion["actual"]) == {"real", "fake"}
-    assert list(pd.read_csv(tmp_path / "plots/pr/b.csv").columns) == ["recall", "precision"]
+    assert list(pd.read_csv(tmp_path / "metrics/plots/pr/b.csv").columns) == ["recall",
+                                                                             "precision"]
     reporting.write_summary(tmp_path / "summary.csv", results)
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert summary["model"].tolist() == ["a", "b"] and "accuracy_jpeg" in summary.columns
-    figures = reporting.write_figures(tmp_path / "fig", scores, results)
+    figures = reporting.write_figures(out, results)
     assert sorted(f.name for f in figures) == ["calibration.png", "confusion.png", "pr.png",
                                                "robustness.png", "roc.png"]
     for figure in figures:
         with Image.open(figure) as img:
             img.verify()
+
+
+def tiny_model(path):
+    """A one-layer Keras model on 16×16 uint8 images: P(fake) rises with the red channel."""
+    import keras
+
+    inputs = keras.Input((16, 16, 3), dtype="uint8")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    dense = keras.layers.Dense(1, activation="sigmoid")
+    model = keras.Model(inputs, dense(x))
+    dense.set_weights([np.array([[8.0], [0.0], [0.0]]), np.array([-4.0])])
+    model.save(path)
+    return model
+
+
+def test_run_writes_settings_report_and_plot_data_and_test_data_moves_neither(tmp_path):
+    import pandas as pd
+
+    from deepfake_detector.inference import SETTINGS_SCHEMA_VERSION, compiled_predict
+
+    out = Workspace(tmp_path)
+    out.models_dir.mkdir()
+    model = tiny_model(out.model("tiny"))
+    rng = np.random.default_rng(0)
+
+    def split(n, seed):
+        r = np.random.default_rng(seed)
+        y = r.integers(0, 2, n)
+        x = r.integers(0, 256, (n, 16, 16, 3)).astype(np.uint8)
+        x[..., 0] = np.clip(x[..., 0].astype(int) // 2 + 100 * y[:, None, None], 0, 255)
+        return {"x": x, "y": y, "paths": np.array([f"img/{seed}_{i}.jpg" for i in range(n)])}
+
+    val, test = split(60, 1), split(40, 2)
+    p_val = compiled_predict(model)(val["x"])
+    evaluation.write_val_scores(out.val_scores("tiny"), p_val, val["paths"])
+    cfg = {"threshold": "max_accuracy", "target_fake_recall": 0.95,
+           "calibration": "temperature", "robustness": {"jpeg": 50, "blur": 1.0, "rescale": 0.5}}
+    serving = {"image_size": 16, "centre_crop": 1.0, "max_pixels": 1000, "temperature": 1.0,
+               "threshold": 0.5, "face_crop": {"enabled": False}}
+    val_labels = {"y": val["y"], "paths": val["paths"]}  # what the stage loads of validation
+    first = evaluation.run("tiny", out.model("tiny"), out.val_scores("tiny"), val_labels, test,
+                           cfg, serving, out)
+
+    settings = json.loads(out.settings("tiny").read_text())
+    assert settings == first["settings"]
+    assert settings["schema_version"] == SETTINGS_SCHEMA_VERSION == 1
+    assert settings["model"] == "tiny" and settings["image_size"] == 16
+    fitted = evaluation.fit_on_validation(val["y"], p_val, cfg)
+    assert settings["threshold"] == fitted["threshold"] != 0.5
+    assert settings["temperature"] == fitted["temperature"] != 1.0
+    report = json.loads(out.metrics("tiny").read_text())
+    assert report["n"] == 40 and set(report["robustness"]) == {"jpeg", "blur", "rescale"}
+    assert report["threshold"] == settings["threshold"]  # in the report too, for its readers
+    for kind in ("roc", "pr", "calibration", "confusion", "robustness"):
+        assert out.plot(kind, "tiny").stat().st_size > 20, kind
+    shaken = pd.read_csv(out.plot("robustness", "tiny"))
+    assert shaken["condition"].tolist() == ["clean", "jpeg", "blur", "rescale"]
+    assert list(shaken.columns) == ["condition", "accuracy", "recall", "roc_auc"]
+    assert shaken["accuracy"].iloc[0] == pytest.approx(report["accuracy"], abs=1e-6)
+
+    # other test images and labels: other metrics, the same settings
+    other = split(40, 3)
+    other["y"] = 1 - other["y"]
+    second = evaluation.run("tiny", out.model("tiny"), out.val_scores("tiny"), val_labels,
+                            other, cfg, serving, out)
+    assert second["metrics"]["accuracy"] != first["metrics"]["accuracy"]
+    assert second["settings"] == first["settings"]
+    # and the validation scores do move them
+    evaluation.write_val_scores(out.val_scores("tiny"), rng.uniform(size=60), val["paths"])
+    moved = evaluation.run("tiny", out.model("tiny"), out.val_scores("tiny"), val_labels, test,
+                           cfg, serving, out)
+    assert moved["settings"]["threshold"] != first["settings"]["threshold"]
+
+    # scores of other images than the validation split are refused
+    evaluation.write_val_scores(out.val_scores("tiny"), p_val, test["paths"][:60])
+    with pytest.raises(ValueError, match="other images than the validation split"):
+        evaluation.run("tiny", out.model("tiny"), out.val_scores("tiny"), val_labels, test, cfg,
+                       serving, out)

@@ -44,6 +44,11 @@ def test_evaluate_metrics(pipeline, model):
     (tn, fp), (fn, tp) = metrics["confusion"]
     assert tn + fp + fn + tp == metrics["n"] == 46
     assert metrics["accuracy"] == pytest.approx((tn + tp) / metrics["n"])
+    # what serving reads: the settings evaluate@<model> fitted, beside the model
+    settings = json.loads((pipeline["repo"] / f"models/{model}.settings.json").read_text())
+    assert settings["schema_version"] == 1 and settings["model"] == model
+    assert (settings["threshold"], settings["temperature"]) == (metrics["threshold"],
+                                                                metrics["temperature"])
 
 
 def test_evaluation_tables_figures_and_dvc_plots(pipeline, tmp_path):
@@ -123,13 +128,28 @@ def test_ensemble_shares_one_input_and_was_cross_fitted(pipeline):
     assert len(model.inputs) == 1
     members = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
     assert sorted(members) == ["tuned", "xception"]
-    with np.load(repo / "models/ensemble_val_scores.npz") as z, \
+    with np.load(repo / "models/ensemble.val_scores.npz") as z, \
             np.load(repo / "data/processed/val.npz") as val:
         assert len(z["p"]) == len(val["y"]) and z["paths"].tolist() == val["paths"].tolist()
         from deepfake_detector.training import predict
 
         in_sample = predict(model, val["x"])
         assert not np.allclose(z["p"], in_sample)  # out-of-fold, not the final combiner's
+
+
+def test_each_trained_model_ships_the_validation_scores_of_its_saved_weights(pipeline):
+    import keras
+
+    from deepfake_detector.training import predict
+
+    repo = pipeline["repo"]
+    with np.load(repo / "data/processed/val.npz") as val:
+        x, paths = val["x"], val["paths"]
+    for name in ("baseline", "tuned"):
+        with np.load(repo / f"models/{name}.val_scores.npz") as z:
+            assert z["paths"].tolist() == paths.tolist()
+            saved = keras.models.load_model(repo / f"models/{name}.keras", compile=False)
+            assert np.allclose(z["p"], predict(saved, x), atol=1e-6), name
 
 
 def test_mlflow_run_in_the_projects_sqlite_store(pipeline):

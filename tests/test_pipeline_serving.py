@@ -97,7 +97,7 @@ def test_mlflow_models_serve_answers_an_image(champion):
 
 def test_page_upload_shows_the_verdict(champion, browser):
     from deepfake_detector.config import load_params
-    from deepfake_detector.registry import load_detector
+    from deepfake_detector.inference import load_detector
     from deepfake_detector.service import create_app, model_card
 
     repo = champion["repo"]

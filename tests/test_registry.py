@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 import yaml
 from conftest import ROOT
+from helpers import jpeg_bytes
 
 from deepfake_detector import cli, registry
+from deepfake_detector.inference import (
+    SETTINGS_SCHEMA_VERSION,
+    load_detector,
+    settings_for_defaults,
+)
 
 GOOD = {"accuracy": 0.85, "precision": 0.9, "recall": 0.8, "f1": 0.85, "roc_auc": 0.9,
         "average_precision": 0.9}
@@ -31,8 +37,20 @@ def project(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(None)
 
 
-def new_model(root, seed: int, metrics: dict) -> dict:
-    """Train nothing: a small CNN with seeded weights, its metrics and a run, then register."""
+def params_of(root) -> dict:
+    return yaml.safe_load((root / "params.yaml").read_text())
+
+
+def serving_settings(root, **fitted) -> dict:
+    """models/tuned.settings.json as evaluate@tuned writes it (``fitted`` overrides)."""
+    return {"schema_version": SETTINGS_SCHEMA_VERSION, "model": "tuned",
+            **settings_for_defaults(params_of(root)), "threshold": 0.5, "temperature": 1.0,
+            **fitted}
+
+
+def new_model(root, seed: int, metrics: dict, settings: dict | None = None) -> dict:
+    """Train nothing: a small CNN with seeded weights, its settings, metrics and a run, then
+    register."""
     import keras
     import mlflow
 
@@ -42,6 +60,8 @@ def new_model(root, seed: int, metrics: dict) -> dict:
 
     keras.utils.set_random_seed(seed)
     build_model("baseline", 64, complete_model("baseline")).save(root / "models/tuned.keras")
+    (root / "models/tuned.settings.json").write_text(json.dumps(
+        serving_settings(root) if settings is None else settings))
     (root / "metrics/tuned.json").write_text(json.dumps(
         {**metrics, "threshold": 0.5, "temperature": 1.0}))
     tracking.setup(root)
@@ -121,16 +141,72 @@ def test_a_decision_against_a_champion_that_changed_is_not_applied(project):
 def test_load_detector_prefers_champion_then_challenger(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     with pytest.raises(FileNotFoundError, match="make repro"):
-        registry.load_detector(None, project, params)
+        load_detector(None, project, params)
     new_model(project, 1, GOOD)
     warnings = []
-    detector, uri = registry.load_detector(None, project, params, warn=warnings.append)
+    detector, uri = load_detector(None, project, params, warn=warnings.append)
     assert uri.endswith("@challenger") and "no champion yet" in warnings[0]
     assert detector.settings["threshold"] == 0.5 and detector.settings["image_size"] == 64
     registry.promote("deepfake-detector", GATE)
-    _, uri = registry.load_detector(None, project, params, warn=warnings.append)
+    _, uri = load_detector(None, project, params, warn=warnings.append)
     assert uri.endswith("@champion") and len(warnings) == 1
-    _, uri = registry.load_detector(str(project / "models/tuned.keras"), project, params)
+    _, uri = load_detector(str(project / "models/tuned.keras"), project, params)
     assert uri.endswith("tuned.keras")
     with pytest.raises(FileNotFoundError):
-        registry.load_detector("models:/deepfake-detector/9", project, params)
+        load_detector("models:/deepfake-detector/9", project, params)
+
+
+def test_a_model_file_is_served_with_its_settings_file_not_its_report(project):
+    params = params_of(project)
+    new_model(project, 1, GOOD, serving_settings(project, threshold=0.3, temperature=2.0))
+    (project / "metrics/tuned.json").write_text(json.dumps({**GOOD, "threshold": 0.9}))
+    detector, _ = load_detector(str(project / "models/tuned.keras"), project, params)
+    assert (detector.threshold, detector.settings["temperature"]) == (0.3, 2.0)
+    version = registry.list_versions("deepfake-detector")[0]["tags"]
+    assert (version["threshold"], version["temperature"]) == ("0.3", "2.0")
+    (project / "models/tuned.settings.json").unlink()
+    warnings = []
+    detector, _ = load_detector(str(project / "models/tuned.keras"), project, params,
+                                warn=warnings.append)
+    assert detector.threshold == 0.5 and "no models/tuned.settings.json" in warnings[0]
+    with pytest.raises(FileNotFoundError, match="evaluate@tuned"):
+        registry.register(project, params)
+
+
+def test_a_champion_registered_before_settings_had_a_schema_still_serves(project):
+    """A version as the register stage made it before models/<m>.settings.json existed: its
+    settings.json has no schema_version (read as 0)."""
+    import mlflow
+
+    params = params_of(project)
+    old_style = {**settings_for_defaults(params), "model": "tuned", "temperature": 1.5,
+                 "threshold": 0.37}
+    new_model(project, 1, GOOD, old_style)
+    assert registry.promote("deepfake-detector", GATE)["promoted"]
+    detector, uri = load_detector(None, project, params)
+    assert uri.endswith("@champion") and "schema_version" not in detector.settings
+    assert (detector.threshold, detector.settings["temperature"]) == (0.37, 1.5)
+    rows = detector.score([jpeg_bytes(1)], face_crop=False)
+    assert rows[0]["error"] == "" and rows[0]["label"] in ("real", "fake")
+    pyfunc = mlflow.pyfunc.load_model("models:/deepfake-detector@champion")
+    out = pyfunc.predict(np.zeros((2, 64, 64, 3), np.uint8))
+    assert list(out.columns)[:2] == ["p_fake", "label"] and len(out) == 2
+
+
+def test_settings_of_a_newer_schema_are_refused_in_one_clear_line(project):
+    import keras
+
+    from deepfake_detector.models import build_model
+
+    params = params_of(project)
+    new_model(project, 1, GOOD)
+    keras.utils.set_random_seed(2)
+    build_model("baseline", 64, {}).save(project / "models/tuned.keras")
+    future = serving_settings(project, schema_version=SETTINGS_SCHEMA_VERSION + 1)
+    registry._new_version(project, "deepfake-detector", "tuned", project / "models/tuned.keras",
+                          future, "from-a-newer-release")
+    with pytest.raises(ValueError, match=r"schema_version 2, newer than this code reads \(1\)"):
+        load_detector("models:/deepfake-detector/2", project, params)
+    (project / "models/tuned.settings.json").write_text(json.dumps(future))
+    with pytest.raises(ValueError, match="tuned.settings.json has settings schema_version 2"):
+        load_detector(str(project / "models/tuned.keras"), project, params)

@@ -36,7 +36,7 @@ def _cap(params: dict) -> int:
 
 def _detector(args, params: dict, root: Path):
     """The model of ``--model``, loaded (TensorFlow is imported here, after every check)."""
-    from .registry import load_detector
+    from .inference import load_detector
 
     detector, source = load_detector(args.model, root, params, warn=_warn)
     detector.settings["max_file_mb"] = params["preprocess"]["max_file_mb"]

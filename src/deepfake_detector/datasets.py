@@ -16,9 +16,10 @@ from PIL import Image, ImageFilter
 CHUNK_BATCHES = 32
 
 
-def load_split(path: Path) -> dict[str, np.ndarray]:
+def load_split(path: Path, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of a processed split; ``keys``: only these (the images are the large part)."""
     with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        return {k: z[k] for k in (keys or z.files)}
 
 
 def jpeg_recompress(img: Image.Image, quality: int) -> Image.Image:

@@ -1,7 +1,10 @@
 """Metrics of a binary detector (1 = fake): a threshold and a temperature fitted on validation
-only, then the full metric set on test."""
+only, then the full metric set on test; ``run`` evaluates one pipeline model end to end."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 from sklearn import metrics as skm
@@ -124,3 +127,67 @@ def evaluate_scores(y_val, p_val, y_test, p_test, cfg: dict) -> dict:
     result["ece_uncalibrated"] = expected_calibration_error(
         np.asarray(y_test, dtype=np.float64), np.asarray(p_test, dtype=np.float64))
     return result
+
+
+def write_val_scores(path: Path, p: np.ndarray, paths: np.ndarray) -> None:
+    """``models/<m>.val_scores.npz``: P(fake) of each validation image, with the image's path so
+    that a reader can check the scores belong to its split. The one place that writes it."""
+    from .atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        np.savez(tmp, p=np.asarray(p, dtype=np.float32), paths=np.asarray(paths))
+
+
+def read_val_scores(path: Path, val_paths: np.ndarray) -> np.ndarray:
+    """The P(fake) of ``path``, refused when it scores other images than ``val_paths``."""
+    with np.load(path, allow_pickle=False) as z:
+        p, paths = z["p"], z["paths"]
+    if not np.array_equal(paths, val_paths):
+        raise ValueError(f"{Path(path).name} scores other images than the validation split: "
+                         "run `dvc repro` to recompute it")
+    return p.astype(np.float64)
+
+
+def robustness(predict, test: dict, perturbations: dict, fitted: dict) -> dict:
+    """The metrics of the test images re-shared (``evaluate.robustness``: JPEG quality, blur
+    sigma, rescale factor; null skips one), with the temperature and threshold of ``fitted``."""
+    from .datasets import perturb
+
+    shaken = {}
+    for kind, value in perturbations.items():
+        if value is None:
+            continue
+        p = apply_temperature(predict(perturb(test["x"], kind, value)), fitted["temperature"])
+        shaken[kind] = {k: v for k, v in binary_metrics(test["y"], p, fitted["threshold"]).items()
+                        if k not in ("confusion", "threshold", "n")}
+    return shaken
+
+
+def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cfg: dict,
+        serving: dict, out) -> dict:
+    """Evaluate one model. Its temperature and threshold are fitted on its own validation
+    scores (``val_scores``, written by the stage that made it: the test split never moves
+    either); then the test split is scored clean and perturbed. Writes ``out.settings(name)``
+    (what serving needs: ``serving``, i.e. ``inference.settings_for_defaults(params)``, with the
+    fitted values), ``out.metrics(name)`` (the report) and the plot data ``out.plot(kind,
+    name)``; ``out`` is a ``paths.Workspace``. ``val`` needs ``y`` and ``paths``, ``test``
+    ``x`` and ``y``; ``cfg`` is ``params['evaluate']``. Returns ``{settings, metrics}``."""
+    import keras
+
+    from . import reporting
+    from .atomic import write_text
+    from .inference import SETTINGS_SCHEMA_VERSION, compiled_predict
+
+    p_val = read_val_scores(val_scores, val["paths"])
+    predict = compiled_predict(keras.models.load_model(model_file, compile=False))
+    p_test = predict(test["x"])
+    report = evaluate_scores(val["y"], p_val, test["y"], p_test, cfg)
+    report["robustness"] = robustness(predict, test, cfg.get("robustness") or {}, report)
+    settings = {"schema_version": SETTINGS_SCHEMA_VERSION, "model": name, **serving,
+                "temperature": report["temperature"], "threshold": report["threshold"]}
+    write_text(out.settings(name), json.dumps(settings, indent=2) + "\n")
+    write_text(out.metrics(name), json.dumps(report, indent=2) + "\n")
+    reporting.write_plot_data(out, name, test["y"],
+                              apply_temperature(p_test, report["temperature"]), report["threshold"])
+    reporting.write_robustness_data(out, name, report)
+    return {"settings": settings, "metrics": report}

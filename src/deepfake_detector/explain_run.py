@@ -3,7 +3,6 @@ manipulation masks, average Grad-CAM over many images, and write the page and fi
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -21,20 +20,22 @@ def run(root: Path, params: dict, out_dir: Path) -> dict:
     import keras
 
     from .datasets import load_split
-    from .inference import compiled_predict
+    from .inference import compiled_predict, read_settings
+    from .paths import Workspace
 
     cfg, seed = params["explain"], params["base"]["seed"]
     started = time.perf_counter()
-    test = load_split(root / "data" / "processed" / "test.npz")
+    workspace = Workspace(root)
+    test = load_split(workspace.processed("test"))
     name = cfg["model"]
-    evaluated = json.loads((root / "metrics" / f"{name}.json").read_text())
+    evaluated = read_settings(workspace.settings(name))  # temperature, threshold
 
     def load(model_name):
-        return keras.models.load_model(root / "models" / f"{model_name}.keras", compile=False)
+        return keras.models.load_model(workspace.model(model_name), compile=False)
 
     model = load(name)
     predict = compiled_predict(model, int(cfg.get("batch_size", 500)))
-    p = apply_temperature(predict(test["x"]), evaluated.get("temperature", 1.0))
+    p = apply_temperature(predict(test["x"]), evaluated["temperature"])
     cams = {m: ex.gradcam_function(model if m == name else load(m),
                                    cfg.get("gradcam_min_size", 8))
             for m in cfg.get("gradcam_models", [name])}

@@ -1,6 +1,10 @@
-"""Scoring uint8 images with a Keras model through one traced call."""
+"""Scoring uint8 images with a Keras model through one traced call, and loading a model with
+its serving settings (a model file of the pipeline, or a registered version) as a ``Detector``."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -14,6 +18,12 @@ def label(p, threshold: float):
     A number gives a ``str``; an array of scores gives an array of labels."""
     names = CLASS_NAMES[(np.asarray(p) >= threshold).astype(int)]
     return str(names) if names.ndim == 0 else names
+
+
+# The layout of models/<m>.settings.json and of a registered version's settings.json. A file
+# without the key is version 0: written by the register stage before the settings became an
+# output of evaluate@<m>; it has the same keys and is read as it is.
+SETTINGS_SCHEMA_VERSION = 1
 
 
 def compiled_predict(model, batch_size: int = 256):
@@ -120,3 +130,100 @@ class Detector:
                     row["p_fake"] = round(float(next(scores)), 6)
                     row["label"] = self.label(row["p_fake"])
         return rows
+
+
+def settings_for_defaults(params: dict) -> dict:
+    """The serving settings that come from params (preprocessing, face crop), with an
+    uncalibrated temperature of 1 and a threshold of 0.5."""
+    pre, serve = params["preprocess"], params["serve"]
+    return {"image_size": pre["image_size"], "centre_crop": pre["centre_crop"],
+            "max_pixels": pre["max_pixels"], "temperature": 1.0, "threshold": 0.5,
+            "face_crop": {"enabled": bool(serve["face_crop"]), "margin": serve["face_margin"],
+                          "min_fraction": serve["face_min_fraction"]}}
+
+
+def check_settings(settings, source: str) -> dict:
+    """``settings`` as read from ``source``, refused when it is not a settings object of a
+    schema this code knows (a missing ``schema_version`` is 0)."""
+    if not isinstance(settings, dict):
+        raise ValueError(f"{source}: not a settings object")
+    version = settings.get("schema_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise ValueError(f"{source}: schema_version {version!r} is not a whole number")
+    if version > SETTINGS_SCHEMA_VERSION:
+        raise ValueError(f"{source} has settings schema_version {version}, newer than this "
+                         f"code reads ({SETTINGS_SCHEMA_VERSION}): update deepfake-detector")
+    missing = [k for k in ("image_size", "threshold") if k not in settings]
+    if missing:
+        raise ValueError(f"{source}: the settings lack {', '.join(missing)}")
+    return settings
+
+
+def read_settings(path: Path, source: str | None = None) -> dict:
+    """A settings file (``models/<m>.settings.json``, a registered version's settings.json)."""
+    try:
+        settings = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{source or path} is not JSON: {exc}") from None
+    return check_settings(settings, source or str(path))
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+
+
+def load_detector(arg: str | None, root: Path, params: dict, warn=print):
+    """The ``Detector`` for ``--model``: a ``.keras`` file (with the settings evaluate@<name>
+    fitted, ``models/<name>.settings.json``), a ``models:/…`` or ``runs:/…`` URI of a registered
+    pyfunc, or by default ``models:/<name>@champion``, falling back to ``@challenger``."""
+    import tempfile
+
+    from . import tracking
+    from .paths import Workspace
+    from .registry import CHALLENGER, CHAMPION
+
+    if arg and arg.endswith(".keras"):
+        path = Path(arg)
+        if not path.is_file():
+            raise FileNotFoundError(f"no model file {path}")
+        fitted = Workspace(root).settings(path.stem)
+        if fitted.exists():
+            settings = read_settings(fitted)
+        else:
+            settings = {**settings_for_defaults(params), "model": path.stem}
+            warn(f"warning: no {fitted.relative_to(root)}: uncalibrated, threshold 0.5")
+        try:  # Keras safe mode: a file with Lambda layers or arbitrary code is refused
+            return Detector.load(path, settings), str(path)
+        except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
+            raise ValueError(f"{path} is not a Keras model this project can load safely: "
+                             f"{_first_line(exc)}") from None
+    import mlflow
+
+    tracking.setup(root)
+    name = params["register"]["name"]
+    uris = [arg] if arg else [f"models:/{name}@{CHAMPION}", f"models:/{name}@{CHALLENGER}"]
+    for i, uri in enumerate(uris):
+        # a private temporary copy: the model is read into memory, then the copy goes
+        with tempfile.TemporaryDirectory(prefix="deepfake-model-") as tmp:
+            try:
+                local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for "not there"
+                if arg:
+                    raise FileNotFoundError(f"cannot load {uri}: {exc}") from None
+                continue
+            if i == 1:
+                warn(f"warning: {name} has no champion yet; using its challenger "
+                     "(promote it with `deepfake promote`)")
+            try:
+                settings_file = next(local.rglob("settings.json"))
+                model_file = next(local.rglob("*.keras"))
+            except StopIteration:
+                raise ValueError(f"{uri} holds no settings.json and .keras file: not a model "
+                                 "this project registered") from None
+            settings = read_settings(settings_file, f"{uri} (settings.json)")
+            try:
+                return Detector.load(model_file, settings), uri
+            except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
+                raise ValueError(f"cannot load {uri}: {_first_line(exc)}") from None
+    raise FileNotFoundError(f"no registered {name!r} (champion or challenger): run `make repro` "
+                            "first, or pass --model models/<name>.keras")

@@ -77,7 +77,7 @@ def _walk_models(value, name, problems):
         arch = _architecture(model, cfg)
         if isinstance(cfg, dict) and model not in ARCHITECTURES and "architecture" not in cfg:
             problems.append(f"{name}.{model}: a new model name needs architecture "
-                            "(baseline, tuned or xception)")
+                            f"({', '.join(ARCHITECTURES)})")
         _walk(cfg, MODEL, f"{name}.{model}.", problems, arch or "any")
 
 

@@ -95,7 +95,21 @@ def threshold(v):
     return number(0, 1)(v) and "max_accuracy, eer, fake_recall or a number from 0 to 1"
 
 
-ARCHITECTURES = ("baseline", "tuned", "xception")  # models.BUILDERS (not imported: no Keras here)
+def builder_names() -> tuple[str, ...]:
+    """The keys of ``models.BUILDERS``, read from models.py's source: checking params must not
+    import Keras (seconds), and a new architecture is then named in one place only."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(__file__).with_name("models.py").read_text())
+    for node in tree.body:
+        target = node.targets[-1] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if getattr(target, "id", None) == "BUILDERS" and isinstance(node.value, ast.Dict):
+            return tuple(key.value for key in node.value.keys)
+    raise RuntimeError("models.py has no BUILDERS = {name: builder, ...} literal")
+
+
+ARCHITECTURES = builder_names()
 PROB = number(0, 1)
 POSITIVE = number(above=0)
 REQUIRED = object()     # a Key without a default: the file must give it

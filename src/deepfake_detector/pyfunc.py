@@ -4,7 +4,6 @@ shared preprocessing, the calibrated probability and the validation threshold.""
 from __future__ import annotations
 
 import base64
-import json
 
 import mlflow.pyfunc
 import numpy as np
@@ -17,9 +16,9 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
     model's size. Output: a DataFrame ``p_fake, label, face_found, error`` (one row each)."""
 
     def load_context(self, context):
-        from deepfake_detector.inference import Detector
+        from deepfake_detector.inference import Detector, read_settings
 
-        settings = json.loads(open(context.artifacts["settings"]).read())
+        settings = read_settings(context.artifacts["settings"], "settings.json")
         self.detector = Detector.load(context.artifacts["keras_model"], settings)
 
     def predict(self, context, model_input, params=None):

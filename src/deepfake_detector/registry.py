@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 
 from . import tracking
+from .inference import read_settings
+from .paths import Workspace
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 HISTORY_TAG = "champion_history"  # on the registered model: champions in order, for rollback
@@ -16,12 +18,14 @@ GATE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "average_pre
 LINEAGE_PREFIXES = ("git.", "dvc.md5.", "data.hash", "weights", "distribute", "replicas")
 
 
-def settings_for(root: Path, params: dict, model: str) -> dict:
+def settings_for(root: Path, model: str) -> dict:
     """What the pyfunc, CLI and service need besides the weights: the preprocessing, and the
-    temperature and threshold the evaluate stage fitted on validation."""
-    fitted = json.loads((root / "metrics" / f"{model}.json").read_text())
-    return {**settings_for_defaults(params), "model": model,
-            "temperature": fitted.get("temperature", 1.0), "threshold": fitted["threshold"]}
+    temperature and threshold fitted on validation, as evaluate@<model> wrote them."""
+    path = Workspace(root).settings(model)
+    if not path.exists():
+        raise FileNotFoundError(f"no {path.relative_to(root)}: run `dvc repro evaluate@{model}` "
+                                "first")
+    return read_settings(path)
 
 
 def fingerprint(model_file: Path, settings: dict) -> str:
@@ -43,8 +47,8 @@ def register(root: Path, params: dict) -> dict:
 
     cfg = params.get("register", {})
     name, model = cfg.get("name", "deepfake-detector"), cfg.get("model", "tuned")
-    settings = settings_for(root, params, model)
-    model_file = root / "models" / f"{model}.keras"
+    settings = settings_for(root, model)
+    model_file = Workspace(root).model(model)
     print_ = fingerprint(model_file, settings)
     tracking.setup(root)
     client = mlflow.MlflowClient()
@@ -71,8 +75,8 @@ def _new_version(root, name, model, model_file, settings, print_):
 
     from .pyfunc import DeepfakeDetectorModel
 
-    metrics = json.loads((root / "metrics" / f"{model}.json").read_text())
-    source = json.loads((root / "data" / "raw" / "source.json").read_text())
+    metrics = json.loads(Workspace(root).metrics(model).read_text())  # for the promotion gate
+    source = json.loads(Workspace(root).source_record.read_text())
     run_id = json.loads((root / "metrics" / "train" / f"{model}.json").read_text())["run_id"]
     with tempfile.TemporaryDirectory() as tmp, tracking.resumed_run(run_id):
         settings_file = Path(tmp) / "settings.json"
@@ -223,65 +227,3 @@ def lineage(name: str, row: dict) -> dict:
             "run_id": row["run_id"], "run_status": run.info.status,
             "tags": dict(sorted(row["tags"].items())),
             "params": dict(sorted(run.data.params.items()))}
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
-
-
-def load_detector(arg: str | None, root: Path, params: dict, warn=print):
-    """The ``Detector`` for ``--model``: a ``.keras`` file (with the temperature and threshold
-    of its ``metrics/<name>.json``), a ``models:/…`` or ``runs:/…`` URI of a registered
-    pyfunc, or by default ``models:/<name>@champion``, falling back to ``@challenger``."""
-    from .inference import Detector
-
-    if arg and arg.endswith(".keras"):
-        path = Path(arg)
-        if not path.is_file():
-            raise FileNotFoundError(f"no model file {path}")
-        metrics = root / "metrics" / f"{path.stem}.json"
-        settings = settings_for(root, params, path.stem) if metrics.exists() else {
-            **settings_for_defaults(params), "model": path.stem}
-        if not metrics.exists():
-            warn(f"warning: no {metrics.relative_to(root)}: uncalibrated, threshold 0.5")
-        try:  # Keras safe mode: a file with Lambda layers or arbitrary code is refused
-            return Detector.load(path, settings), str(path)
-        except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
-            raise ValueError(f"{path} is not a Keras model this project can load safely: "
-                             f"{_first_line(exc)}") from None
-    import mlflow
-
-    tracking.setup(root)
-    name = params.get("register", {}).get("name", "deepfake-detector")
-    uris = [arg] if arg else [f"models:/{name}@{CHAMPION}", f"models:/{name}@{CHALLENGER}"]
-    for i, uri in enumerate(uris):
-        # a private temporary copy: the model is read into memory, then the copy goes
-        with tempfile.TemporaryDirectory(prefix="deepfake-model-") as tmp:
-            try:
-                local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
-            except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for "not there"
-                if arg:
-                    raise FileNotFoundError(f"cannot load {uri}: {exc}") from None
-                continue
-            if i == 1:
-                warn(f"warning: {name} has no champion yet; using its challenger "
-                     "(promote it with `deepfake promote`)")
-            try:
-                settings = json.loads(next(local.rglob("settings.json")).read_text())
-                return Detector.load(next(local.rglob("*.keras")), settings), uri
-            except StopIteration:
-                raise ValueError(f"{uri} holds no settings.json and .keras file: not a model "
-                                 "this project registered") from None
-            except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
-                raise ValueError(f"cannot load {uri}: {_first_line(exc)}") from None
-    raise FileNotFoundError(f"no registered {name!r} (champion or challenger): run `make repro` "
-                            "first, or pass --model models/<name>.keras")
-
-
-def settings_for_defaults(params: dict) -> dict:
-    pre, serve = params["preprocess"], params.get("serve", {})
-    return {"image_size": pre["image_size"], "centre_crop": pre.get("centre_crop", 1.0),
-            "max_pixels": pre["max_pixels"], "temperature": 1.0, "threshold": 0.5,
-            "face_crop": {"enabled": bool(serve.get("face_crop", True)),
-                          "margin": serve.get("face_margin", 0.25),
-                          "min_fraction": serve.get("face_min_fraction", 0.1)}}

@@ -1,5 +1,6 @@
-"""What the evaluate stage draws: ``dvc plots`` data (CSV), the same figures as PNG (DVC's HTML
-plots load their chart library from a CDN), and the comparison table."""
+"""What evaluation reports: each evaluate@<model> writes its ``dvc plots`` data (CSV); the
+summary stage draws the same as PNG figures from it (DVC's HTML plots load their chart library
+from a CDN) and writes the comparison table."""
 
 from __future__ import annotations
 
@@ -30,19 +31,45 @@ def _round(values) -> list[float]:
     return [round(float(v), 6) for v in values]
 
 
-def write_plot_data(plots_dir: Path, name: str, y: np.ndarray, p: np.ndarray,
-                    threshold: float, bins: int = 10) -> None:
-    """ROC, precision-recall, calibration and confusion data of one model's test scores."""
+def write_plot_data(out, name: str, y: np.ndarray, p: np.ndarray, threshold: float,
+                    bins: int = 10) -> None:
+    """ROC, precision-recall, calibration and confusion data of one model's test scores, at
+    ``out.plot(kind, name)`` (``out``: a ``paths.Workspace``)."""
     fpr, tpr, _ = skm.roc_curve(y, p)
-    _write_csv(plots_dir / "roc" / f"{name}.csv", ["fpr", "tpr"], zip(_round(fpr), _round(tpr)))
+    _write_csv(out.plot("roc", name), ["fpr", "tpr"], zip(_round(fpr), _round(tpr)))
     precision, recall, _ = skm.precision_recall_curve(y, p)
-    _write_csv(plots_dir / "pr" / f"{name}.csv", ["recall", "precision"],
+    _write_csv(out.plot("pr", name), ["recall", "precision"],
                zip(_round(recall), _round(precision)))
     frequency, confidence = skc.calibration_curve(y, p, n_bins=bins, strategy="uniform")
-    _write_csv(plots_dir / "calibration" / f"{name}.csv", ["mean_p_fake", "fraction_fake"],
+    _write_csv(out.plot("calibration", name), ["mean_p_fake", "fraction_fake"],
                zip(_round(confidence), _round(frequency)))
-    _write_csv(plots_dir / "confusion" / f"{name}.csv", ["actual", "predicted"],
+    _write_csv(out.plot("confusion", name), ["actual", "predicted"],
                zip(CLASS_NAMES[np.asarray(y, int)], label(p, threshold)))
+
+
+ROBUSTNESS_COLUMNS = ["condition", "accuracy", "recall", "roc_auc"]
+
+
+def write_robustness_data(out, name: str, report: dict) -> None:
+    """One row per test condition (clean, then each perturbation) of a model's report."""
+    rows = [("clean", report)] + list(report.get("robustness", {}).items())
+    _write_csv(out.plot("robustness", name), ROBUSTNESS_COLUMNS,
+               ([condition] + [None if m.get(k) is None else round(float(m[k]), 6)
+                               for k in ROBUSTNESS_COLUMNS[1:]] for condition, m in rows))
+
+
+def read_plot_data(path: Path) -> dict[str, np.ndarray]:
+    """A plot-data CSV as one array per column (numbers where the column holds numbers)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    columns = {}
+    for i, key in enumerate(rows[0]):
+        values = [row[i] for row in rows[1:]]
+        try:
+            columns[key] = np.array([float(v) if v else np.nan for v in values])
+        except ValueError:
+            columns[key] = np.array(values)
+    return columns
 
 
 def write_summary(path: Path, results: dict[str, dict]) -> None:
@@ -56,51 +83,57 @@ def write_summary(path: Path, results: dict[str, dict]) -> None:
     _write_csv(path, header, rows)
 
 
-def write_figures(fig_dir: Path, scores: dict[str, tuple], results: dict[str, dict]) -> list[Path]:
-    """roc.png, pr.png, calibration.png, confusion.png, robustness.png from the test scores
-    ``{model: (y, calibrated p)}``; returns the files written."""
+def write_figures(out, results: dict[str, dict]) -> list[Path]:
+    """roc.png, pr.png, calibration.png, confusion.png, robustness.png under ``out.figures``,
+    drawn from the plot data that ``write_plot_data`` and ``write_robustness_data`` wrote and
+    the reports ``{model: metrics}``; returns the files written."""
     plt = pyplot()
 
-    fig_dir.mkdir(parents=True, exist_ok=True)
+    out.figures.mkdir(parents=True, exist_ok=True)
     written = []
 
     def save(fig, name):
-        path = fig_dir / name
+        path = out.figure(name)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, bbox_inches="tight", metadata={"Software": None})
         plt.close(fig)
         written.append(path)
 
+    def data(kind, name):
+        return read_plot_data(out.plot(kind, name))
+
     fig, ax = plt.subplots(figsize=(5, 5))
-    for name, (y, p) in scores.items():
-        fpr, tpr, _ = skm.roc_curve(y, p)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {results[name]['roc_auc']:.3f})")
+    for name in results:
+        roc = data("roc", name)
+        ax.plot(roc["fpr"], roc["tpr"], label=f"{name} (AUC {results[name]['roc_auc']:.3f})")
     ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
     ax.set(xlabel="false positive rate (reals flagged)", ylabel="true positive rate (fakes caught)",
            title="ROC on the test split")
     ax.legend(loc="lower right")
-    save(fig, "roc.png")
+    save(fig, "roc")
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    for name, (y, p) in scores.items():
-        precision, recall, _ = skm.precision_recall_curve(y, p)
-        ax.plot(recall, precision, label=f"{name} (AP {results[name]['average_precision']:.3f})")
+    for name in results:
+        pr = data("pr", name)
+        ax.plot(pr["recall"], pr["precision"],
+                label=f"{name} (AP {results[name]['average_precision']:.3f})")
     ax.set(xlabel="recall (fakes)", ylabel="precision (fakes)", title="Precision-recall on test")
     ax.legend(loc="lower left")
-    save(fig, "pr.png")
+    save(fig, "pr")
 
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
-    for name, (y, p) in scores.items():
-        frequency, confidence = skc.calibration_curve(y, p, n_bins=10)
-        ax.plot(confidence, frequency, "o-", label=f"{name} (ECE {results[name]['ece']:.3f})")
+    for name in results:
+        calibration = data("calibration", name)
+        ax.plot(calibration["mean_p_fake"], calibration["fraction_fake"], "o-",
+                label=f"{name} (ECE {results[name]['ece']:.3f})")
     ax.set(xlabel="mean predicted P(fake)", ylabel="fraction of fakes",
            title="Calibration on test (after temperature scaling)")
     ax.legend(loc="upper left")
-    save(fig, "calibration.png")
+    save(fig, "calibration")
 
-    fig, axes = plt.subplots(1, len(scores), figsize=(3.2 * len(scores), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], scores):
+    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], results):
         cm = np.array(results[name]["confusion"])
         ax.imshow(cm, cmap="Blues")
         for (i, j), v in np.ndenumerate(cm):
@@ -108,20 +141,20 @@ def write_figures(fig_dir: Path, scores: dict[str, tuple], results: dict[str, di
                     color="white" if v > cm.max() / 2 else "black")
         ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["real", "fake"],
                yticklabels=["real", "fake"], xlabel="predicted", ylabel="actual", title=name)
-    save(fig, "confusion.png")
+    save(fig, "confusion")
 
-    perturbations = sorted({k for r in results.values() for k in r.get("robustness", {})})
+    shaken = {name: data("robustness", name) for name in results}
+    conditions = list(next(iter(shaken.values()))["condition"]) if shaken else ["clean"]
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    width = 0.8 / max(1, len(scores))
-    conditions = ["clean"] + perturbations
-    for i, name in enumerate(scores):
-        values = [results[name]["accuracy"]] + [
-            results[name]["robustness"][k]["accuracy"] for k in perturbations]
+    width = 0.8 / max(1, len(results))
+    for i, (name, rows) in enumerate(shaken.items()):
+        accuracy = dict(zip(rows["condition"], rows["accuracy"]))
+        values = [accuracy.get(c, np.nan) for c in conditions]
         ax.bar(np.arange(len(conditions)) + i * width, values, width, label=name)
-    ax.set(xticks=np.arange(len(conditions)) + width * (len(scores) - 1) / 2,
+    ax.set(xticks=np.arange(len(conditions)) + width * (len(results) - 1) / 2,
            xticklabels=conditions, ylabel="test accuracy", ylim=(0, 1),
            title="Robustness: test images re-compressed, blurred, rescaled")
     ax.axhline(0.5, ls=":", color="grey")
     ax.legend(loc="lower right", fontsize=8)
-    save(fig, "robustness.png")
+    save(fig, "robustness")
     return written

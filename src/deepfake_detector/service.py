@@ -185,7 +185,8 @@ def create_app(detector, card: dict, params: dict):
 
 
 def model_card(uri: str, detector, root, params: dict) -> dict:
-    """What the page and /model say about the model: version, alias, training data, metrics."""
+    """What the page and /model say about the model: version, alias, training data, metrics.
+    The threshold and temperature are the detector's settings (its settings.json)."""
     import json
 
     from .paths import Workspace
@@ -211,11 +212,12 @@ def model_card(uri: str, detector, root, params: dict) -> dict:
                     data_source=version.tags.get("data.source"),
                     metrics=version_metrics(version))
     else:
-        metrics = Workspace(root).metrics(str(detector.settings.get("model")))
+        workspace = Workspace(root)
+        metrics = workspace.metrics(detector.settings.get("model"))  # the test report
         if metrics.exists():
             m = json.loads(metrics.read_text())
             card["metrics"] = {k: m.get(k) for k in ("accuracy", "recall", "roc_auc")}
-        source = Workspace(root).source_record
+        source = workspace.source_record
         if source.exists():
             card["data_source"] = json.loads(source.read_text()).get("source")
     card["synthetic_warning"] = card.get("data_source") == "synthetic"
@@ -228,7 +230,7 @@ def serve(model: str | None, host: str | None = None, port: int | None = None) -
     import uvicorn
 
     from .config import load_params, project_root
-    from .registry import load_detector
+    from .inference import load_detector
     from .service_guard import allowed_hosts
 
     root = project_root()

@@ -13,6 +13,7 @@ import numpy as np
 from . import interrupts, tracking
 from .atomic import atomic_path, write_text
 from .datasets import batches, load_split
+from .evaluation import write_val_scores
 
 
 def configure(seed: int, training: dict) -> None:
@@ -117,8 +118,10 @@ def fit_custom(model, strategy, optimizer, train_split, val_split, cfg, training
 
 
 def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, model_path: Path,
-          history_path: Path, root: Path, image_size: int, pretrained: dict | None = None) -> dict:
-    """Fit model ``name`` with its params ``cfg``, save it, and record one MLflow run."""
+          history_path: Path, root: Path, image_size: int, pretrained: dict | None = None,
+          val_scores_path: Path | None = None) -> dict:
+    """Fit model ``name`` with its params ``cfg``, save it, and record one MLflow run; with
+    ``val_scores_path``, also the final model's P(fake) of the validation split."""
     configure(seed, training)
     import keras
 
@@ -182,6 +185,9 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
                       "history": [{"epoch": e, **{k: float(v[e]) for k, v in history.items()}}
                                   for e in range(epochs)]}
             write_text(history_path, json.dumps(record, indent=2) + "\n")
+            if val_scores_path is not None:  # evaluate@<name> fits its threshold on these
+                write_val_scores(val_scores_path, predict(model, val_split["x"]),
+                                 val_split["paths"])
     return record
 
 

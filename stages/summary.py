@@ -1,0 +1,38 @@
+"""summary: every evaluated model's report and plot data → metrics/summary.csv and
+reports/figures/{roc,pr,calibration,confusion,robustness}.png, the figures logged to each
+model's training run."""
+
+import json
+
+from _common import ROOT, load_params, run_stage
+
+
+def main():
+    from deepfake_detector import reporting, tracking
+    from deepfake_detector.paths import Workspace
+
+    names = load_params(ROOT)["evaluate"]["models"]
+    workspace = Workspace(ROOT)
+    results = {}
+    for name in names:
+        if not workspace.metrics(name).exists():
+            raise FileNotFoundError(f"no {workspace.metrics(name).relative_to(ROOT)}: run "
+                                    f"`dvc repro evaluate@{name}` first")
+        results[name] = json.loads(workspace.metrics(name).read_text())
+    reporting.write_summary(workspace.summary, results)
+    figures = reporting.write_figures(workspace, results)
+    mlflow = tracking.setup(ROOT)
+    for name in names:
+        history = workspace.history(name)
+        if not history.exists():
+            continue
+        run_id = json.loads(history.read_text())["run_id"]
+        with tracking.resumed_run(run_id):
+            for figure in figures:
+                mlflow.log_artifact(str(figure), "evaluation")
+    print(f"wrote {workspace.summary.relative_to(ROOT)} and {len(figures)} figures under "
+          f"{workspace.figures.relative_to(ROOT)}/")
+
+
+if __name__ == "__main__":
+    run_stage(main)
