@@ -38,8 +38,8 @@ def main() -> None:
 
     from deepfake_detector.config import load_params
     from deepfake_detector.explanation import lime_explain, slic_segments
-    from deepfake_detector.inference import compiled_predict
     from deepfake_detector.models import build_model
+    from deepfake_detector.scoring import compiled_predict
     from deepfake_detector.synthetic import SyntheticConfig, make_image
 
     params = load_params(ROOT)

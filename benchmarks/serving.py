@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def detector_and_source():
     from deepfake_detector.config import load_params
-    from deepfake_detector.inference import Detector, load_detector, settings_for_defaults
+    from deepfake_detector.inference import Detector, load_detector
+    from deepfake_detector.model_settings import settings_for_defaults
     from deepfake_detector.models import build_model
 
     params = load_params(ROOT)

@@ -14,8 +14,7 @@ def main():
     import keras
 
     from deepfake_detector import ensemble, tracking
-    from deepfake_detector.datasets import load_split
-    from deepfake_detector.evaluation import write_val_scores
+    from deepfake_detector.datasets import load_split, write_val_scores
     from deepfake_detector.training import configure, predict
 
     params = load_params(ROOT)

@@ -11,7 +11,7 @@ from _common import ROOT, load_params, run_stage
 def main():
     from deepfake_detector import evaluation, tracking
     from deepfake_detector.datasets import load_split
-    from deepfake_detector.inference import settings_for_defaults
+    from deepfake_detector.model_settings import settings_for_defaults
     from deepfake_detector.paths import Workspace
 
     name = sys.argv[1]

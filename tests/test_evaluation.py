@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from deepfake_detector import evaluation, reporting
+from deepfake_detector import datasets, evaluation, reporting
 from deepfake_detector.evaluation import (
     apply_temperature,
     binary_metrics,
@@ -147,7 +147,8 @@ def tiny_model(path):
 def test_run_writes_settings_report_and_plot_data_and_test_data_moves_neither(tmp_path):
     import pandas as pd
 
-    from deepfake_detector.inference import SETTINGS_SCHEMA_VERSION, compiled_predict
+    from deepfake_detector.model_settings import SETTINGS_SCHEMA_VERSION
+    from deepfake_detector.scoring import compiled_predict
 
     out = Workspace(tmp_path)
     out.models_dir.mkdir()
@@ -163,7 +164,7 @@ def test_run_writes_settings_report_and_plot_data_and_test_data_moves_neither(tm
 
     val, test = split(60, 1), split(40, 2)
     p_val = compiled_predict(model)(val["x"])
-    evaluation.write_val_scores(out.val_scores("tiny"), p_val, val["paths"])
+    datasets.write_val_scores(out.val_scores("tiny"), p_val, val["paths"])
     cfg = {"threshold": "max_accuracy", "target_fake_recall": 0.95,
            "calibration": "temperature", "robustness": {"jpeg": 50, "blur": 1.0, "rescale": 0.5}}
     serving = {"image_size": 16, "centre_crop": 1.0, "max_pixels": 1000, "temperature": 1.0,
@@ -197,13 +198,13 @@ def test_run_writes_settings_report_and_plot_data_and_test_data_moves_neither(tm
     assert second["metrics"]["accuracy"] != first["metrics"]["accuracy"]
     assert second["settings"] == first["settings"]
     # and the validation scores do move them
-    evaluation.write_val_scores(out.val_scores("tiny"), rng.uniform(size=60), val["paths"])
+    datasets.write_val_scores(out.val_scores("tiny"), rng.uniform(size=60), val["paths"])
     moved = evaluation.run("tiny", out.model("tiny"), out.val_scores("tiny"), val_labels, test,
                            cfg, serving, out)
     assert moved["settings"]["threshold"] != first["settings"]["threshold"]
 
     # scores of other images than the validation split are refused
-    evaluation.write_val_scores(out.val_scores("tiny"), p_val, test["paths"][:60])
+    datasets.write_val_scores(out.val_scores("tiny"), p_val, test["paths"][:60])
     with pytest.raises(ValueError, match="other images than the validation split"):
         evaluation.run("tiny", out.model("tiny"), out.val_scores("tiny"), val_labels, test, cfg,
                        serving, out)

@@ -5,7 +5,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from deepfake_detector.inference import Detector, label
+from deepfake_detector.inference import Detector
+from deepfake_detector.scoring import label
 
 
 def test_label_is_fake_from_the_threshold_up():

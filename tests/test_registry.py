@@ -10,11 +10,8 @@ from conftest import ROOT
 from helpers import jpeg_bytes
 
 from deepfake_detector import cli, registry
-from deepfake_detector.inference import (
-    SETTINGS_SCHEMA_VERSION,
-    load_detector,
-    settings_for_defaults,
-)
+from deepfake_detector.inference import load_detector
+from deepfake_detector.model_settings import SETTINGS_SCHEMA_VERSION, settings_for_defaults
 
 GOOD = {"accuracy": 0.85, "precision": 0.9, "recall": 0.8, "f1": 0.85, "roc_auc": 0.9,
         "average_precision": 0.9}

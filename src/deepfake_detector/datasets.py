@@ -111,3 +111,22 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: 
     spec = (tf.TensorSpec((None, *x.shape[1:]), tf.uint8), tf.TensorSpec((None,), tf.float32))
     dataset = tf.data.Dataset.from_generator(generate, output_signature=spec).rebatch(batch_size)
     return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+
+
+def write_val_scores(path: Path, p: np.ndarray, paths: np.ndarray) -> None:
+    """``models/<m>.val_scores.npz``: P(fake) of each validation image, with the image's path so
+    that a reader can check the scores belong to its split. The one place that writes it."""
+    from .atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        np.savez(tmp, p=np.asarray(p, dtype=np.float32), paths=np.asarray(paths))
+
+
+def read_val_scores(path: Path, val_paths: np.ndarray) -> np.ndarray:
+    """The P(fake) of ``path``, refused when it scores other images than ``val_paths``."""
+    with np.load(path, allow_pickle=False) as z:
+        p, paths = z["p"], z["paths"]
+    if not np.array_equal(paths, val_paths):
+        raise ValueError(f"{Path(path).name} scores other images than the validation split: "
+                         "run `dvc repro` to recompute it")
+    return p.astype(np.float64)

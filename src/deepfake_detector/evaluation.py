@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
-EPS = 1e-7
+from .scoring import EPS, apply_temperature, logit  # noqa: F401 - apply_temperature: public here too
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, rule, target_fake_recall: float = 0.95) -> float:
@@ -34,16 +34,6 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, rule, target_fake_recall: flo
         return float(thresholds[np.argmax(tpr >= target_fake_recall - 1e-12)])
     raise ValueError("evaluate.threshold must be max_accuracy, eer, fake_recall or a number "
                      f"in [0, 1], not {rule!r}")
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
-    return np.log(p) - np.log1p(-p)
-
-
-def apply_temperature(p: np.ndarray, temperature: float) -> np.ndarray:
-    """P(fake) with its logit divided by ``temperature`` (> 1 softens an overconfident model)."""
-    return 1.0 / (1.0 + np.exp(-logit(p) / temperature))
 
 
 def fit_temperature(y: np.ndarray, p: np.ndarray) -> float:
@@ -129,25 +119,6 @@ def evaluate_scores(y_val, p_val, y_test, p_test, cfg: dict) -> dict:
     return result
 
 
-def write_val_scores(path: Path, p: np.ndarray, paths: np.ndarray) -> None:
-    """``models/<m>.val_scores.npz``: P(fake) of each validation image, with the image's path so
-    that a reader can check the scores belong to its split. The one place that writes it."""
-    from .atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        np.savez(tmp, p=np.asarray(p, dtype=np.float32), paths=np.asarray(paths))
-
-
-def read_val_scores(path: Path, val_paths: np.ndarray) -> np.ndarray:
-    """The P(fake) of ``path``, refused when it scores other images than ``val_paths``."""
-    with np.load(path, allow_pickle=False) as z:
-        p, paths = z["p"], z["paths"]
-    if not np.array_equal(paths, val_paths):
-        raise ValueError(f"{Path(path).name} scores other images than the validation split: "
-                         "run `dvc repro` to recompute it")
-    return p.astype(np.float64)
-
-
 def robustness(predict, test: dict, perturbations: dict, fitted: dict) -> dict:
     """The metrics of the test images re-shared (``evaluate.robustness``: JPEG quality, blur
     sigma, rescale factor; null skips one), with the temperature and threshold of ``fitted``."""
@@ -168,21 +139,22 @@ def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cf
     """Evaluate one model. Its temperature and threshold are fitted on its own validation
     scores (``val_scores``, written by the stage that made it: the test split never moves
     either); then the test split is scored clean and perturbed. Writes ``out.settings(name)``
-    (what serving needs: ``serving``, i.e. ``inference.settings_for_defaults(params)``, with the
-    fitted values), ``out.metrics(name)`` (the report) and the plot data ``out.plot(kind,
+    (what serving needs: ``serving``, i.e. ``model_settings.settings_for_defaults(params)``,
+    with the fitted values), ``out.metrics(name)`` (the report) and the plot data ``out.plot(kind,
     name)``; ``out`` is a ``paths.Workspace``. ``val`` needs ``y`` and ``paths``, ``test``
     ``x`` and ``y``; ``cfg`` is ``params['evaluate']``. Returns ``{settings, metrics}``."""
     import keras
 
-    from . import reporting
+    from . import datasets, reporting
     from .atomic import write_text
-    from .inference import SETTINGS_SCHEMA_VERSION, compiled_predict
+    from .model_settings import SETTINGS_SCHEMA_VERSION
+    from .scoring import compiled_predict
 
-    p_val = read_val_scores(val_scores, val["paths"])
+    p_val = datasets.read_val_scores(val_scores, val["paths"])
     predict = compiled_predict(keras.models.load_model(model_file, compile=False))
     p_test = predict(test["x"])
     report = evaluate_scores(val["y"], p_val, test["y"], p_test, cfg)
-    report["robustness"] = robustness(predict, test, cfg.get("robustness") or {}, report)
+    report["robustness"] = robustness(predict, test, cfg["robustness"], report)
     settings = {"schema_version": SETTINGS_SCHEMA_VERSION, "model": name, **serving,
                 "temperature": report["temperature"], "threshold": report["threshold"]}
     write_text(out.settings(name), json.dumps(settings, indent=2) + "\n")

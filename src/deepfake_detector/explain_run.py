@@ -12,7 +12,7 @@ import numpy as np
 from . import explain_report as report
 from . import explainer
 from . import explanation as ex
-from .evaluation import apply_temperature
+from .scoring import apply_temperature
 
 
 def run(root: Path, params: dict, out_dir: Path) -> dict:
@@ -20,8 +20,9 @@ def run(root: Path, params: dict, out_dir: Path) -> dict:
     import keras
 
     from .datasets import load_split
-    from .inference import compiled_predict, read_settings
+    from .model_settings import read_settings
     from .paths import Workspace
+    from .scoring import compiled_predict
 
     cfg, seed = params["explain"], params["base"]["seed"]
     started = time.perf_counter()

@@ -3,46 +3,13 @@ its serving settings (a model file of the pipeline, or a registered version) as 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from .images import MAX_FILE_MB, MB
-
-CLASS_NAMES = np.array(["real", "fake"])  # label 0 and label 1, as the models are trained
-
-
-def label(p, threshold: float):
-    """The one decision rule: "fake" when P(fake) reaches ``threshold``, else "real".
-    A number gives a ``str``; an array of scores gives an array of labels."""
-    names = CLASS_NAMES[(np.asarray(p) >= threshold).astype(int)]
-    return str(names) if names.ndim == 0 else names
-
-
-# The layout of models/<m>.settings.json and of a registered version's settings.json. A file
-# without the key is version 0: written by the register stage before the settings became an
-# output of evaluate@<m>; it has the same keys and is read as it is.
-SETTINGS_SCHEMA_VERSION = 1
-
-
-def compiled_predict(model, batch_size: int = 256):
-    """A function ``x (N×H×W×3 uint8) → P(fake) (N,)`` that runs ``model`` in batches through
-    one traced call, built once and reused (LIME and occlusion score thousands of images).
-
-    Not ``model.predict``: that sets up a predict loop on every call (~50 ms for one image
-    here, against ~2.5 ms for a traced call) and does not run under
-    MultiWorkerMirroredStrategy."""
-    import tensorflow as tf
-
-    call = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        out = [np.asarray(call(x[i:i + batch_size])).reshape(-1)
-               for i in range(0, len(x), batch_size)]
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
-
-    return predict
+from .model_settings import read_settings, settings_for_defaults
+from .scoring import apply_temperature, compiled_predict, label
 
 
 def prepare_image(source, size: int, *, max_pixels: int = 50_000_000, crop: float = 1.0,
@@ -90,8 +57,6 @@ class Detector:
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Calibrated P(fake) of uint8 images already at the model's size."""
-        from .evaluation import apply_temperature
-
         return apply_temperature(self.uncalibrated(x),
                                  float(self.settings.get("temperature", 1.0)))
 
@@ -130,42 +95,6 @@ class Detector:
                     row["p_fake"] = round(float(next(scores)), 6)
                     row["label"] = self.label(row["p_fake"])
         return rows
-
-
-def settings_for_defaults(params: dict) -> dict:
-    """The serving settings that come from params (preprocessing, face crop), with an
-    uncalibrated temperature of 1 and a threshold of 0.5."""
-    pre, serve = params["preprocess"], params["serve"]
-    return {"image_size": pre["image_size"], "centre_crop": pre["centre_crop"],
-            "max_pixels": pre["max_pixels"], "temperature": 1.0, "threshold": 0.5,
-            "face_crop": {"enabled": bool(serve["face_crop"]), "margin": serve["face_margin"],
-                          "min_fraction": serve["face_min_fraction"]}}
-
-
-def check_settings(settings, source: str) -> dict:
-    """``settings`` as read from ``source``, refused when it is not a settings object of a
-    schema this code knows (a missing ``schema_version`` is 0)."""
-    if not isinstance(settings, dict):
-        raise ValueError(f"{source}: not a settings object")
-    version = settings.get("schema_version", 0)
-    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        raise ValueError(f"{source}: schema_version {version!r} is not a whole number")
-    if version > SETTINGS_SCHEMA_VERSION:
-        raise ValueError(f"{source} has settings schema_version {version}, newer than this "
-                         f"code reads ({SETTINGS_SCHEMA_VERSION}): update deepfake-detector")
-    missing = [k for k in ("image_size", "threshold") if k not in settings]
-    if missing:
-        raise ValueError(f"{source}: the settings lack {', '.join(missing)}")
-    return settings
-
-
-def read_settings(path: Path, source: str | None = None) -> dict:
-    """A settings file (``models/<m>.settings.json``, a registered version's settings.json)."""
-    try:
-        settings = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{source or path} is not JSON: {exc}") from None
-    return check_settings(settings, source or str(path))
 
 
 def _first_line(exc: Exception) -> str:

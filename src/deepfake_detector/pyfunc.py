@@ -16,7 +16,8 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
     model's size. Output: a DataFrame ``p_fake, label, face_found, error`` (one row each)."""
 
     def load_context(self, context):
-        from deepfake_detector.inference import Detector, read_settings
+        from deepfake_detector.inference import Detector
+        from deepfake_detector.model_settings import read_settings
 
         settings = read_settings(context.artifacts["settings"], "settings.json")
         self.detector = Detector.load(context.artifacts["keras_model"], settings)

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from . import tracking
-from .inference import read_settings
+from .model_settings import read_settings
 from .paths import Workspace
 
 CHALLENGER, CHAMPION = "challenger", "champion"

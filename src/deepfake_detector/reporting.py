@@ -13,7 +13,7 @@ from sklearn import metrics as skm
 
 from .atomic import atomic_path
 from .figures import pyplot
-from .inference import CLASS_NAMES, label
+from .scoring import CLASS_NAMES, label
 
 SUMMARY_COLUMNS = ["model", "accuracy", "precision", "recall", "f1", "roc_auc",
                    "average_precision", "eer", "log_loss", "brier", "ece", "ece_uncalibrated",

@@ -12,8 +12,7 @@ import numpy as np
 
 from . import interrupts, tracking
 from .atomic import atomic_path, write_text
-from .datasets import batches, load_split
-from .evaluation import write_val_scores
+from .datasets import batches, load_split, write_val_scores
 
 
 def configure(seed: int, training: dict) -> None:
@@ -212,7 +211,7 @@ def _fit_keras(model, train_split, val_split, cfg, training, seed, log_epoch) ->
 
 
 def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """P(fake) for uint8 images (see ``inference.compiled_predict``)."""
-    from .inference import compiled_predict
+    """P(fake) for uint8 images (see ``scoring.compiled_predict``)."""
+    from .scoring import compiled_predict
 
     return compiled_predict(model, batch_size)(x)

@@ -1,0 +1,49 @@
+"""A model's serving settings: ``models/<m>.settings.json`` (written by evaluate@<m>) and a
+registered version's settings.json: the preprocessing, the temperature and the threshold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# The layout of models/<m>.settings.json and of a registered version's settings.json. A file
+# without the key is version 0: written by the register stage before the settings became an
+# output of evaluate@<m>; it has the same keys and is read as it is.
+SETTINGS_SCHEMA_VERSION = 1
+
+
+
+def settings_for_defaults(params: dict) -> dict:
+    """The serving settings that come from params (preprocessing, face crop), with an
+    uncalibrated temperature of 1 and a threshold of 0.5."""
+    pre, serve = params["preprocess"], params["serve"]
+    return {"image_size": pre["image_size"], "centre_crop": pre["centre_crop"],
+            "max_pixels": pre["max_pixels"], "temperature": 1.0, "threshold": 0.5,
+            "face_crop": {"enabled": bool(serve["face_crop"]), "margin": serve["face_margin"],
+                          "min_fraction": serve["face_min_fraction"]}}
+
+
+def check_settings(settings, source: str) -> dict:
+    """``settings`` as read from ``source``, refused when it is not a settings object of a
+    schema this code knows (a missing ``schema_version`` is 0)."""
+    if not isinstance(settings, dict):
+        raise ValueError(f"{source}: not a settings object")
+    version = settings.get("schema_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise ValueError(f"{source}: schema_version {version!r} is not a whole number")
+    if version > SETTINGS_SCHEMA_VERSION:
+        raise ValueError(f"{source} has settings schema_version {version}, newer than this "
+                         f"code reads ({SETTINGS_SCHEMA_VERSION}): update deepfake-detector")
+    missing = [k for k in ("image_size", "threshold") if k not in settings]
+    if missing:
+        raise ValueError(f"{source}: the settings lack {', '.join(missing)}")
+    return settings
+
+
+def read_settings(path: Path, source: str | None = None) -> dict:
+    """A settings file (``models/<m>.settings.json``, a registered version's settings.json)."""
+    try:
+        settings = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{source or path} is not JSON: {exc}") from None
+    return check_settings(settings, source or str(path))
