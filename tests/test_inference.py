@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from deepfake_detector.inference import Detector
+from deepfake_detector.params_check import complete_model
 from deepfake_detector.scoring import label
 
 
@@ -18,7 +19,8 @@ def test_label_is_fake_from_the_threshold_up():
 def test_detector_labels_with_its_own_threshold():
     from deepfake_detector.models import build_model
 
-    detector = Detector(build_model("baseline", 16, {}), {"image_size": 16, "threshold": 0.8})
+    detector = Detector(build_model("baseline", 16, complete_model("baseline")),
+                        {"image_size": 16, "threshold": 0.8})
     assert [detector.label(p) for p in (0.79, 0.8, 0.95)] == ["real", "fake", "fake"]
     assert detector.label(np.array([0.79, 0.8])).tolist() == ["real", "fake"]
     png = io.BytesIO()

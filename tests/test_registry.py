@@ -194,11 +194,12 @@ def test_settings_of_a_newer_schema_are_refused_in_one_clear_line(project):
     import keras
 
     from deepfake_detector.models import build_model
+    from deepfake_detector.params_check import complete_model
 
     params = params_of(project)
     new_model(project, 1, GOOD)
     keras.utils.set_random_seed(2)
-    build_model("baseline", 64, {}).save(project / "models/tuned.keras")
+    build_model("baseline", 64, complete_model("baseline")).save(project / "models/tuned.keras")
     future = serving_settings(project, schema_version=SETTINGS_SCHEMA_VERSION + 1)
     registry._new_version(project, "deepfake-detector", "tuned", project / "models/tuned.keras",
                           future, "from-a-newer-release")
