@@ -6,6 +6,7 @@ import numpy as np
 from _common import ROOT, load_params, run_stage
 
 from deepfake_detector.atomic import atomic_path, write_text
+from deepfake_detector.paths import Workspace
 
 
 def main():
@@ -13,32 +14,35 @@ def main():
 
     from deepfake_detector import ensemble, tracking
     from deepfake_detector.datasets import load_split
+    from deepfake_detector.reproducible import save_model, savez
     from deepfake_detector.training import configure
 
-    params = load_params(ROOT)
+    params, workspace = load_params(ROOT), Workspace(ROOT)
     cfg, seed = params["ensemble"], params["base"]["seed"]
     configure(seed, {"deterministic": params["training"].get("deterministic")})
-    members = [keras.models.load_model(ROOT / "models" / f"{m}.keras", compile=False)
+    members = [keras.models.load_model(workspace.model(m), compile=False)
                for m in cfg["members"]]
-    val = load_split(ROOT / "data" / "processed" / "val.npz")
+    val = load_split(workspace.processed("val"))
     model, oof = ensemble.build(members, val, cfg, seed, params["preprocess"]["image_size"])
-    with atomic_path(ROOT / "models" / "ensemble.keras") as tmp:
-        model.save(tmp)
     mlflow = tracking.setup(ROOT)
-    with tracking.new_run("ensemble") as run:
-        mlflow.set_tags(tracking.run_tags(ROOT, "ensemble", [ROOT / "data/processed/val.npz"],
-                                          model="ensemble"))
-        mlflow.log_params(tracking.flatten({**cfg, "seed": seed}))
-        if oof is not None:
-            mlflow.log_metric("val_oof_accuracy", float(np.mean((oof >= 0.5) == val["y"])))
-        tracking.log_keras_model(model, val["x"][:1])
-    write_text(ROOT / "metrics" / "train" / "ensemble.json", json.dumps(
-        {"model": "ensemble", "run_id": run.info.run_id, "method": cfg["method"],
-         "members": cfg["members"], "history": []}, indent=2) + "\n")
+    # Named last, after its run is recorded (as in training): later stages find the run by
+    # the file's md5 (tracking.training_run), so no run id goes into a DVC output.
+    with atomic_path(workspace.model("ensemble")) as tmp:
+        save_model(model, tmp)
+        with tracking.new_run("ensemble"):
+            mlflow.set_tags(tracking.run_tags(
+                ROOT, "ensemble", [workspace.processed("val")], model="ensemble",
+                **{"model.md5": tracking.md5_file(tmp)}))
+            mlflow.log_params(tracking.flatten({**cfg, "seed": seed}))
+            if oof is not None:
+                mlflow.log_metric("val_oof_accuracy", float(np.mean((oof >= 0.5) == val["y"])))
+            tracking.log_keras_model(model, val["x"][:1])
+    write_text(workspace.history("ensemble"), json.dumps(
+        {"model": "ensemble", "method": cfg["method"], "members": cfg["members"],
+         "history": []}, indent=2) + "\n")
     # evaluate picks the ensemble's threshold on these (None: nothing was fitted on val)
     with atomic_path(ROOT / "models" / "ensemble_val_scores.npz") as tmp:
-        np.savez(tmp, p=oof if oof is not None else np.zeros(0, np.float32),
-                 paths=val["paths"])
+        savez(tmp, p=oof if oof is not None else np.zeros(0, np.float32), paths=val["paths"])
     print(f"ensemble ({cfg['method']}) of {', '.join(cfg['members'])} saved")
 
 

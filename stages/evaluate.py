@@ -53,10 +53,7 @@ def main():
     reporting.write_summary(ROOT / "metrics" / "summary.csv", results)
     figures = reporting.write_figures(ROOT / "reports" / "figures", test_scores, results)
     for name, result in results.items():
-        history = ROOT / "metrics" / "train" / f"{name}.json"
-        if not history.exists():
-            continue
-        with tracking.resumed_run(json.loads(history.read_text())["run_id"]):
+        with tracking.resumed_run(tracking.training_run(ROOT, name)):
             flat = tracking.flatten({"test": {k: v for k, v in result.items()
                                               if k != "confusion"}}, sep="_")
             mlflow.log_metrics({k: v for k, v in flat.items() if isinstance(v, float)})
