@@ -15,9 +15,10 @@ def main():
 
     from deepfake_detector import ensemble, tracking
     from deepfake_detector.datasets import load_split, write_val_scores
+    from deepfake_detector.reproducible import save_model
     from deepfake_detector.training import configure, predict
 
-    params = load_params(ROOT)
+    params, workspace = load_params(ROOT), Workspace(ROOT)
     cfg, seed = params["ensemble"], params["base"]["seed"]
     configure(seed, {"deterministic": params["training"].get("deterministic")})
     workspace = Workspace(ROOT)
@@ -25,19 +26,22 @@ def main():
                for m in cfg["members"]]
     val = load_split(workspace.processed("val"))
     model, oof = ensemble.build(members, val, cfg, seed, params["preprocess"]["image_size"])
-    with atomic_path(workspace.model("ensemble")) as tmp:
-        model.save(tmp)
     mlflow = tracking.setup(ROOT)
-    with tracking.new_run("ensemble") as run:
-        mlflow.set_tags(tracking.run_tags(ROOT, "ensemble", [ROOT / "data/processed/val.npz"],
-                                          model="ensemble"))
-        mlflow.log_params(tracking.flatten({**cfg, "seed": seed}))
-        if oof is not None:
-            mlflow.log_metric("val_oof_accuracy", float(np.mean((oof >= 0.5) == val["y"])))
-        tracking.log_keras_model(model, val["x"][:1])
-    write_text(ROOT / "metrics" / "train" / "ensemble.json", json.dumps(
-        {"model": "ensemble", "run_id": run.info.run_id, "method": cfg["method"],
-         "members": cfg["members"], "history": []}, indent=2) + "\n")
+    # Named last, after its run is recorded (as in training): later stages find the run by
+    # the file's md5 (tracking.training_run), so no run id goes into a DVC output.
+    with atomic_path(workspace.model("ensemble")) as tmp:
+        save_model(model, tmp)
+        with tracking.new_run("ensemble"):
+            mlflow.set_tags(tracking.run_tags(
+                ROOT, "ensemble", [workspace.processed("val")], model="ensemble",
+                **{"model.md5": tracking.md5_file(tmp)}))
+            mlflow.log_params(tracking.flatten({**cfg, "seed": seed}))
+            if oof is not None:
+                mlflow.log_metric("val_oof_accuracy", float(np.mean((oof >= 0.5) == val["y"])))
+            tracking.log_keras_model(model, val["x"][:1])
+    write_text(workspace.history("ensemble"), json.dumps(
+        {"model": "ensemble", "method": cfg["method"], "members": cfg["members"],
+         "history": []}, indent=2) + "\n")
     # out-of-fold for the stacked combiner (fitted on validation itself); for the average,
     # where nothing was fitted on validation, the plain predictions
     write_val_scores(workspace.val_scores("ensemble"),

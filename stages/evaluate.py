@@ -2,7 +2,6 @@
 → models/<model>.settings.json; its test metrics, clean and perturbed → metrics/<model>.json and
 plot data under metrics/plots/; the metrics logged to the model's training run."""
 
-import json
 import sys
 
 from _common import ROOT, load_params, run_stage
@@ -30,12 +29,8 @@ def main():
         f"{k}={report[k]:.4f}" for k in ("accuracy", "recall", "roc_auc", "ece")) +
           f" (uncalibrated ece={report['ece_uncalibrated']:.4f}); threshold "
           f"{report['threshold']:.4f}, temperature {report['temperature']:.3f}")
-    history = workspace.history(name)
-    if not history.exists():
-        return
-    run_id = json.loads(history.read_text())["run_id"]
     mlflow = tracking.setup(ROOT)
-    with tracking.resumed_run(run_id):
+    with tracking.resumed_run(tracking.training_run(ROOT, name)):
         flat = tracking.flatten({"test": {k: v for k, v in report.items() if k != "confusion"}},
                                 sep="_")
         mlflow.log_metrics({k: v for k, v in flat.items() if isinstance(v, float)})

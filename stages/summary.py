@@ -23,11 +23,7 @@ def main():
     figures = reporting.write_figures(workspace, results)
     mlflow = tracking.setup(ROOT)
     for name in names:
-        history = workspace.history(name)
-        if not history.exists():
-            continue
-        run_id = json.loads(history.read_text())["run_id"]
-        with tracking.resumed_run(run_id):
+        with tracking.resumed_run(tracking.training_run(ROOT, name)):
             for figure in figures:
                 mlflow.log_artifact(str(figure), "evaluation")
     print(f"wrote {workspace.summary.relative_to(ROOT)} and {len(figures)} figures under "

@@ -67,5 +67,6 @@ def pipeline(tmp_path_factory):
     metrics.update(reproduced_files(repo))
     metrics["models/registered.json"] = (repo / "models/registered.json").read_bytes()
     yield {"repo": repo, "seconds": time.perf_counter() - started, "log": done.stdout,
-           "stderr": done.stderr, "metrics": metrics}
+           "stderr": done.stderr, "metrics": metrics,
+           "lock": (repo / "dvc.lock").read_bytes()}  # a forced rerun must repeat it exactly
     shutil.rmtree(KERAS_HOME, ignore_errors=True)

@@ -3,6 +3,7 @@ copy of the repository (a few hundred built-in images, one epoch per model, dete
 training), then checks on what it wrote, the MLflow runs it recorded, DVC's view of it, the
 CLI on its model, and a forced second run that must give bit-identical metrics."""
 
+import difflib
 import json
 import sqlite3
 import time
@@ -14,6 +15,15 @@ import yaml
 from pipeline_fixture import BIN, MODELS, reproduced_files, sh
 
 pytestmark = pytest.mark.slow
+
+
+def training_run(repo, name, monkeypatch) -> str:
+    """The run that made ``models/<name>.keras``, as the stages find it (by its tags)."""
+    from deepfake_detector import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
+    return tracking.training_run(repo, name)
+
 
 def test_data_stages_outputs(pipeline):
     repo = pipeline["repo"]
@@ -77,7 +87,7 @@ def test_evaluation_tables_figures_and_dvc_plots(pipeline, tmp_path):
         assert title in page, title
 
 
-def test_explain_stage_outputs(pipeline):
+def test_explain_stage_outputs(pipeline, monkeypatch):
     import re
 
     from PIL import Image
@@ -99,13 +109,17 @@ def test_explain_stage_outputs(pipeline):
     assert 0 < scores["aggregate"]["fake_gradcam_share_in_band"] < 1
     timings = json.loads((repo / "reports/timings.json").read_text())["explain"]
     assert timings["lime_images"] == 8 and timings["lime_seconds_median"] > 0
+    assert "reports/timings.json" not in (repo / "dvc.lock").read_text()  # untracked
+    assert " s</p>" not in page  # no wall-clock time in a DVC output
     import mlflow
 
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
-    run_id = json.loads((repo / "metrics/train/tuned.json").read_text())["run_id"]
+    run_id = training_run(repo, "tuned", monkeypatch)  # found by its tags, not a stored id
     explained = [a.path for a in client.list_artifacts(run_id, "explain")]
     assert "explain/index.html" in explained and "explain/mean_gradcam.png" in explained
     assert "evaluation/roc.png" in [a.path for a in client.list_artifacts(run_id, "evaluation")]
+    logged = client.get_run(run_id).data.metrics
+    assert logged["explain_lime_seconds_median"] == pytest.approx(timings["lime_seconds_median"])
 
 
 def test_offline_imagenet_says_once_that_xception_trains_from_scratch(pipeline):
@@ -152,7 +166,7 @@ def test_each_trained_model_ships_the_validation_scores_of_its_saved_weights(pip
             assert np.allclose(z["p"], predict(saved, x), atol=1e-6), name
 
 
-def test_mlflow_run_in_the_projects_sqlite_store(pipeline):
+def test_mlflow_run_in_the_projects_sqlite_store(pipeline, monkeypatch):
     repo = pipeline["repo"]
     db = repo / "mlflow.db"
     assert db.exists(), "the default store is <project root>/mlflow.db"
@@ -164,13 +178,17 @@ def test_mlflow_run_in_the_projects_sqlite_store(pipeline):
     assert sorted(runs) == sorted(MODELS)
     assert runs["xception"].data.tags["weights"] == "none"
     assert runs["xception"].data.params["input_size"] == "71"
+    locked = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     for name in MODELS:
-        record = json.loads((repo / f"metrics/train/{name}.json").read_text())
-        assert record["run_id"] == runs[name].info.run_id
+        # no run id in a DVC output: the run is found by its tags, the model file's md5 as
+        # dvc.lock records it among them
+        assert "run_id" not in json.loads((repo / f"metrics/train/{name}.json").read_text())
+        md5 = next(out["md5"] for stage in locked.values() for out in stage.get("outs", [])
+                   if out["path"] == f"models/{name}.keras")
+        assert runs[name].data.tags["model.md5"] == md5
+        assert training_run(repo, name, monkeypatch) == runs[name].info.run_id
         assert "test_roc_auc" in runs[name].data.metrics
     run = runs["baseline"]
-    record = json.loads((repo / "metrics/train/baseline.json").read_text())
-    assert record["run_id"] == run.info.run_id
     assert run.data.params["epochs"] == "1" and run.data.params["optimizer"] == "rmsprop"
     assert run.data.tags["dvc.stage"] == "train@baseline"
     assert len(run.data.tags["git.commit"]) == 40 and len(run.data.tags["data.hash"]) == 64
@@ -241,7 +259,17 @@ def test_forced_rerun_gives_bit_identical_metrics(pipeline):
     # the same weights and settings: the register stage reran and registered nothing new
     registered = json.loads((repo / "models/registered.json").read_text())
     assert registered["version"] == json.loads(first["models/registered.json"])["version"]
-    assert registered["created"] is False
+    assert (repo / "models/registered.json").read_bytes() == first["models/registered.json"]
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    assert [v.version for v in client.search_model_versions(
+        f"name='{registered['name']}'")] == [str(registered["version"])]
+    # no run id, timing or save date in any output: DVC's record is the same byte for byte
+    lock = (repo / "dvc.lock").read_bytes()
+    assert lock == pipeline["lock"], "dvc.lock changed:\n" + "".join(difflib.unified_diff(
+        pipeline["lock"].decode().splitlines(True), lock.decode().splitlines(True),
+        "first run", "dvc repro -f"))
     for name, content in again.items():  # LIME, Grad-CAM and the figures included
         assert content == pipeline["metrics"][name], name
 

@@ -62,9 +62,9 @@ def new_model(root, seed: int, metrics: dict, settings: dict | None = None) -> d
     (root / "metrics/tuned.json").write_text(json.dumps(
         {**metrics, "threshold": 0.5, "temperature": 1.0}))
     tracking.setup(root)
-    with mlflow.start_run(run_name="tuned") as run:
-        pass
-    (root / "metrics/train/tuned.json").write_text(json.dumps({"run_id": run.info.run_id}))
+    with mlflow.start_run(run_name="tuned"):  # tagged as train@tuned tags its run
+        mlflow.set_tags({"dvc.stage": "train@tuned", "model": "tuned",
+                         "model.md5": tracking.md5_file(root / "models/tuned.keras")})
     return registry.register(root, yaml.safe_load((root / "params.yaml").read_text()))
 
 

@@ -100,8 +100,9 @@ def index_page(path: Path, model: str, rows: list[dict], scores: dict, aggregate
         parts.append(
             f"<h3>{esc(row['file'])}</h3><p>truth <b>{row['truth']}</b>, predicted "
             f"<b>{row['predicted']}</b> (P(fake) {row['p_fake']:.3f}, threshold "
-            f"{row['threshold']:.3f}) <span class='{verdict}'>{verdict}</span>; LIME in "
-            f"{row['lime_seconds']:.2f} s</p><img src='{esc(row['figure'])}' alt='maps'>"
+            f"{row['threshold']:.3f}) <span class='{verdict}'>{verdict}</span></p>"
+            # no LIME time here: the page is a DVC output (times: reports/timings.json)
+            f"<img src='{esc(row['figure'])}' alt='maps'>"
             f"<details><summary>first-layer activations</summary>"
             f"<img src='{esc(row['activations'])}' alt='activations'></details>")
     parts.append("</body></html>")

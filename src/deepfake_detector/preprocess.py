@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .atomic import atomic_path
 from .errors import ImageRejected
 from .images import MAX_FILE_MB, MB, load_image, resize_mask
+from .reproducible import savez
 
 CHUNK = 64
 
@@ -83,6 +84,6 @@ def preprocess_split(manifest: pd.DataFrame, out_path: Path, *, root: Path, raw_
                 m[row] = resize_mask(masks[name], size, crop)
         arrays["masks"] = m
     with atomic_path(out_path) as tmp:
-        np.savez(tmp, **arrays)
+        savez(tmp, **arrays)
     return [{"file": manifest["path"].iloc[i], "stage": "preprocess", "reason": r}
             for i, r in sorted(reasons.items())]

@@ -15,7 +15,8 @@ from .paths import Workspace
 CHALLENGER, CHAMPION = "challenger", "champion"
 HISTORY_TAG = "champion_history"  # on the registered model: champions in order, for rollback
 GATE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision")
-LINEAGE_PREFIXES = ("git.", "dvc.md5.", "data.hash", "weights", "distribute", "replicas")
+LINEAGE_PREFIXES = ("git.", "dvc.md5.", "data.hash", "weights", "distribute", "replicas",
+                    "model.md5", "restored")
 
 
 def settings_for(root: Path, model: str) -> dict:
@@ -65,8 +66,9 @@ def register(root: Path, params: dict) -> dict:
     else:
         version, created = _new_version(root, name, model, model_file, settings, print_), True
     client.set_registered_model_alias(name, CHALLENGER, version.version)
+    # no run id: the same model must give the same models/registered.json (a DVC output)
     return {"name": name, "version": int(version.version), "alias": CHALLENGER,
-            "model": model, "run_id": version.run_id, "fingerprint": print_,
+            "model": model, "fingerprint": print_,
             "model_uri": f"models:/{name}/{version.version}", "created": created}
 
 
@@ -77,7 +79,7 @@ def _new_version(root, name, model, model_file, settings, print_):
 
     metrics = json.loads(Workspace(root).metrics(model).read_text())  # for the promotion gate
     source = json.loads(Workspace(root).source_record.read_text())
-    run_id = json.loads((root / "metrics" / "train" / f"{model}.json").read_text())["run_id"]
+    run_id = tracking.training_run(root, model)
     with tempfile.TemporaryDirectory() as tmp, tracking.resumed_run(run_id):
         settings_file = Path(tmp) / "settings.json"
         settings_file.write_text(json.dumps(settings, indent=2))

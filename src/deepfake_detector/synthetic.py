@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from .figures import pyplot
 from .params_check import defaults
+from .reproducible import savez
 
 FAMILIES = ("face_swap", "gan_artifacts", "eye_mismatch")
 
@@ -254,7 +255,7 @@ def generate(out_dir: Path, cfg: SyntheticConfig, progress=None) -> dict[str, in
         (out_dir / rel).write_bytes(data)
         names.append(rel)
         masks.append(mask)
-    np.savez_compressed(out_dir / "masks.npz", names=np.array(names), masks=np.stack(masks))
+    savez(out_dir / "masks.npz", compressed=True, names=np.array(names), masks=np.stack(masks))
     return {"real": cfg.n_images - n_fake, "fake": n_fake}
 
 

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from .config import main_checkout
+from .paths import Workspace
 
 EXPERIMENT = "deepfake-detection"
 
@@ -96,15 +97,24 @@ def git_commit(root: Path) -> str:
     return (_git(root, "rev-parse", "HEAD") or "").strip() or "none"
 
 
-def pipeline_outputs(root: Path) -> list[str]:
-    """Every path dvc.yaml's stages write (``dvc.lock`` lists them after a run)."""
+def _locked_stages(root: Path) -> dict:
     from .config import read_yaml_file
 
-    lock = root / "dvc.lock"
-    if not lock.exists():
-        return []
-    stages = (read_yaml_file(lock) or {}).get("stages", {})
-    return sorted({out["path"] for stage in stages.values() for out in stage.get("outs", [])})
+    lock = Workspace(root).lock
+    return (read_yaml_file(lock) or {}).get("stages", {}) if lock.exists() else {}
+
+
+def pipeline_outputs(root: Path) -> list[str]:
+    """Every path dvc.yaml's stages write (``dvc.lock`` lists them after a run)."""
+    return sorted({out["path"] for stage in _locked_stages(root).values()
+                   for out in stage.get("outs", [])})
+
+
+def producing_stage(root: Path, path: Path) -> str | None:
+    """The stage that ``dvc.lock`` says wrote ``path`` (None before any run wrote it)."""
+    rel = path.relative_to(root).as_posix()
+    return next((name for name, stage in _locked_stages(root).items()
+                 if any(out["path"] == rel for out in stage.get("outs", []))), None)
 
 
 def git_changes(root: Path) -> list[str] | None:
@@ -126,6 +136,15 @@ def git_tags(root: Path) -> dict:
     if changes:
         tags["git.changed_files"] = ", ".join(changes)[:500]
     return tags
+
+
+def md5_file(path: Path) -> str:
+    """The file's md5, as ``dvc.lock`` records it."""
+    md5 = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            md5.update(block)
+    return md5.hexdigest()
 
 
 def data_tags(root: Path, data_files: list[Path]) -> dict:
@@ -157,6 +176,31 @@ def flatten(d: dict, prefix: str = "", sep: str = ".") -> dict:
 def run_tags(root: Path, stage: str, data_files: list[Path], **extra) -> dict:
     """The tags that tie a run to its code and data."""
     return {"dvc.stage": stage, **git_tags(root), **data_tags(root, data_files), **extra}
+
+
+def training_run(root: Path, model: str) -> str:
+    """The id of the MLflow run that made ``models/<model>.keras`` as it is now: the newest
+    FINISHED run tagged with the model's name and the file's md5 (``model.md5``, the md5
+    ``dvc.lock`` records). Run ids live here, not in DVC outputs, where a new id on every run
+    would change ``dvc.lock``. Where no run matches (a model from ``dvc pull``, a deleted
+    mlflow.db), a FINISHED run tagged ``restored`` is made now; the next call finds it."""
+    mlflow = setup(root)
+    workspace = Workspace(root)
+    model_file = workspace.model(model)
+    md5 = md5_file(model_file)
+    found = mlflow.search_runs(
+        experiment_names=[EXPERIMENT], output_format="list", max_results=1,
+        filter_string=(f"tags.model = '{model}' and tags.`model.md5` = '{md5}' "
+                       "and attributes.status = 'FINISHED'"),
+        order_by=["attributes.start_time DESC"])
+    if found:
+        return found[0].info.run_id
+    data = [p for p in (workspace.processed("train"), workspace.processed("val")) if p.exists()]
+    stage = producing_stage(root, model_file) or f"train@{model}"
+    with new_run(model) as run:
+        mlflow.set_tags(run_tags(root, stage, data, model=model, restored="true",
+                                 **{"model.md5": md5}))
+    return run.info.run_id
 
 
 def log_keras_model(model, example) -> None:

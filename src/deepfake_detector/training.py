@@ -13,6 +13,7 @@ import numpy as np
 from . import interrupts, tracking
 from .atomic import atomic_path, write_text
 from .datasets import batches, load_split, write_val_scores
+from .reproducible import save_model
 
 
 def configure(seed: int, training: dict) -> None:
@@ -174,11 +175,14 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
         # The model gets its real name last, after its run and history are recorded: a stage
         # interrupted before that leaves no models/<name>.keras behind.
         with atomic_path(model_path) as unfinished:
-            model.save(unfinished)
+            save_model(model, unfinished)
+            # later stages find this run by the file's md5 (tracking.training_run): the
+            # history below holds no run id, which would change dvc.lock on every run
+            mlflow.set_tag("model.md5", tracking.md5_file(unfinished))
             tracking.log_keras_model(model, train_split["x"][:1])
             mlflow.log_metric("train_seconds", seconds)
             epochs = len(history.get("loss", []))
-            record = {"model": name, "run_id": run.info.run_id, "epochs_run": epochs,
+            record = {"model": name, "epochs_run": epochs,
                       "replicas": strategy.num_replicas_in_sync if strategy else 1,
                       "weights": (pretrained or {}).get("used", "none"),
                       "history": [{"epoch": e, **{k: float(v[e]) for k, v in history.items()}}
@@ -187,7 +191,7 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
             if val_scores_path is not None:  # evaluate@<name> fits its threshold on these
                 write_val_scores(val_scores_path, predict(model, val_split["x"]),
                                  val_split["paths"])
-    return record
+    return {**record, "run_id": run.info.run_id}
 
 
 def _fit_keras(model, train_split, val_split, cfg, training, seed, log_epoch) -> dict:

@@ -1,0 +1,56 @@
+"""Finding a model's training run by its tags, on a real SQLite MLflow store."""
+
+import pytest
+import yaml
+
+from deepfake_detector import tracking
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder with a model file and a store of its own (mlflow.db)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)  # any default artifact folder lands here
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/tuned.keras").write_bytes(b"the tuned model's bytes")
+    yield tmp_path
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
+
+
+def _run(mlflow, tags: dict, status: str = "FINISHED") -> str:
+    with mlflow.start_run(run_name="tuned") as run:
+        mlflow.set_tags(tags)
+    mlflow.MlflowClient().set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+def test_the_newest_finished_run_of_this_very_file_is_found(project):
+    mlflow = tracking.setup(project)
+    md5 = tracking.md5_file(project / "models/tuned.keras")
+    tags = {"dvc.stage": "train@tuned", "model": "tuned", "model.md5": md5}
+    _run(mlflow, tags)
+    newest = _run(mlflow, tags)
+    _run(mlflow, {**tags, "model.md5": "0" * 32})  # another file's run
+    _run(mlflow, tags, status="FAILED")
+    _run(mlflow, {**tags, "model": "baseline"})
+    assert tracking.training_run(project, "tuned") == newest
+
+
+def test_without_a_matching_run_one_is_restored_and_found_again(project):
+    mlflow = tracking.setup(project)
+    _run(mlflow, {"dvc.stage": "train@tuned", "model": "tuned", "model.md5": "0" * 32})
+    (project / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        "train@tuned": {"cmd": "python stages/train.py tuned",
+                        "outs": [{"path": "models/tuned.keras", "md5": "x"}]}}}))
+    restored = tracking.training_run(project, "tuned")
+    run = mlflow.get_run(restored)
+    assert run.info.status == "FINISHED" and run.info.run_name == "tuned"
+    assert run.data.tags["restored"] == "true" and run.data.tags["model"] == "tuned"
+    assert run.data.tags["dvc.stage"] == "train@tuned"  # the stage dvc.lock names
+    assert run.data.tags["model.md5"] == tracking.md5_file(project / "models/tuned.keras")
+    assert run.data.tags["git.commit"] == "none"  # not a git checkout
+    assert tracking.training_run(project, "tuned") == restored  # no second restored run
+    assert len(mlflow.search_runs(experiment_names=[tracking.EXPERIMENT],
+                                  output_format="list")) == 2
