@@ -20,7 +20,7 @@ def main():
 
     params, workspace = load_params(ROOT), Workspace(ROOT)
     cfg, seed = params["ensemble"], params["base"]["seed"]
-    configure(seed, {"deterministic": params["training"].get("deterministic")})
+    configure(seed, params["training"])
     workspace = Workspace(ROOT)
     members = [keras.models.load_model(workspace.model(m), compile=False)
                for m in cfg["members"]]

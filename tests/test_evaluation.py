@@ -18,7 +18,10 @@ from deepfake_detector.evaluation import (
     expected_calibration_error,
     fit_temperature,
 )
+from deepfake_detector.params_check import defaults
 from deepfake_detector.paths import Workspace
+
+EVALUATE = defaults()["evaluate"]  # the evaluate params every test starts from
 
 Y = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0])
 P = np.array([.1, .4, .35, .8, .2, .9, .65, .3, .7, .95, .55, .05])
@@ -69,7 +72,7 @@ def test_threshold_and_temperature_come_from_validation_only():
     p_val = np.clip(0.3 * y_val + rng.uniform(0.1, 0.6, 400), 0, 1)
     y_test = rng.integers(0, 2, 400)
     p_test = np.clip(0.3 * y_test + rng.uniform(0.1, 0.6, 400), 0, 1)
-    cfg = {"threshold": "max_accuracy", "calibration": "temperature"}
+    cfg = {**EVALUATE, "threshold": "max_accuracy", "calibration": "temperature"}
     clean = evaluate_scores(y_val, p_val, y_test, p_test, cfg)
     shifted = evaluate_scores(y_val, p_val, y_test, np.clip(p_test + 0.3, 0, 1), cfg)
     assert shifted["threshold"] == clean["threshold"]
@@ -95,11 +98,11 @@ def test_temperature_scaling_lowers_ece_of_an_overconfident_model():
     before = expected_calibration_error(y[test], p[test])
     after = expected_calibration_error(y[test], apply_temperature(p[test], temperature))
     assert before > 0.1 and after < before / 3
-    ranked = evaluate_scores(y[val], p[val], y[test], p[test], {"threshold": 0.5})
+    ranked = evaluate_scores(y[val], p[val], y[test], p[test], {**EVALUATE, "threshold": 0.5})
     assert ranked["roc_auc"] == pytest.approx(skm.roc_auc_score(y[test], p[test]))
     assert ranked["ece"] < ranked["ece_uncalibrated"]
     with pytest.raises(ValueError, match="evaluate.calibration"):
-        evaluate_scores(y[val], p[val], y[test], p[test], {"calibration": "platt"})
+        evaluate_scores(y[val], p[val], y[test], p[test], {**EVALUATE, "calibration": "platt"})
 
 
 def test_plot_data_summary_and_figures(tmp_path):

@@ -98,13 +98,13 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
 def fit_on_validation(y_val: np.ndarray, p_val: np.ndarray, cfg: dict) -> dict:
     """Temperature (when ``cfg['calibration']`` is ``temperature``) and threshold, from
     validation scores alone: the test split never moves either."""
-    calibration = cfg.get("calibration", "temperature")
+    calibration = cfg["calibration"]
     if calibration not in ("temperature", "none", None):
         raise ValueError(f"evaluate.calibration must be temperature or none, not {calibration!r}")
     temperature = fit_temperature(y_val, p_val) if calibration == "temperature" else 1.0
     threshold = choose_threshold(y_val, apply_temperature(p_val, temperature),
-                                 cfg.get("threshold", "max_accuracy"),
-                                 cfg.get("target_fake_recall", 0.95))
+                                 cfg["threshold"],
+                                 cfg["target_fake_recall"])
     return {"temperature": temperature, "threshold": threshold}
 
 

@@ -35,11 +35,11 @@ def run(root: Path, params: dict, out_dir: Path) -> dict:
         return keras.models.load_model(workspace.model(model_name), compile=False)
 
     model = load(name)
-    predict = compiled_predict(model, int(cfg.get("batch_size", 500)))
+    predict = compiled_predict(model, int(cfg["batch_size"]))
     p = apply_temperature(predict(test["x"]), evaluated["temperature"])
     cams = {m: ex.gradcam_function(model if m == name else load(m),
-                                   cfg.get("gradcam_min_size", 8))
-            for m in cfg.get("gradcam_models", [name])}
+                                   cfg["gradcam_min_size"])
+            for m in cfg["gradcam_models"]}
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, lime_maps = _explain_examples(out_dir, name, model, predict, cams, test, p,
                                         evaluated["threshold"], cfg, seed)
@@ -54,7 +54,7 @@ def run(root: Path, params: dict, out_dir: Path) -> dict:
 
 
 def _occlusion_cfg(cfg: dict) -> dict:
-    return {"patch": 8, "stride": 4, **cfg.get("occlusion", {})}
+    return cfg["occlusion"]
 
 
 def _explain_examples(out_dir, name, model, predict, cams, test, p, threshold, cfg, seed):
@@ -64,10 +64,10 @@ def _explain_examples(out_dir, name, model, predict, cams, test, p, threshold, c
     rows, lime_maps = [], []
     for k, i in enumerate(chosen):
         image = x[i]
-        segments = ex.slic_segments(image, **cfg.get("segments", {}))
+        segments = ex.slic_segments(image, **cfg["segments"])
         t = time.perf_counter()
         lime = ex.lime_explain(image, predict, segments, int(cfg["num_samples"]), seed + k,
-                               int(cfg.get("batch_size", 500)))
+                               int(cfg["batch_size"]))
         lime_seconds = time.perf_counter() - t
         lime_maps.append(lime.heatmap())
         positive, both = explainer.lime_panels(image, segments, lime.weights)
@@ -97,10 +97,10 @@ def _score_against_masks(test, rows, lime_maps, predict, cams, cfg, seed, timing
     """Pointing game and IoU of each method's maps over test fakes, beside random and perfect
     maps. Empty when the data has no masks (anything but the built-in dataset)."""
     x, y, masks = test["x"], test["y"].astype(int), test.get("masks")
-    fakes = np.flatnonzero(y == 1)[:int(cfg.get("score_fakes", 100))]
+    fakes = np.flatnonzero(y == 1)[:int(cfg["score_fakes"])]
     if masks is None or not masks[fakes].any():
         return {}
-    area = float(cfg.get("area", 0.1))
+    area = float(cfg["area"])
     truth = masks[fakes]
     scores = {"model": cfg["model"], "area": area, "n_fakes": len(fakes),
               "random": ex.random_map_scores(truth, area, seed=seed),
@@ -123,8 +123,8 @@ def _aggregate(out_dir, name, cam, test, cfg) -> dict:
     """Mean Grad-CAM over many test fakes and reals (faces are roughly aligned), and the share
     of it in the eye band: the study's "the eyes mattered", measured."""
     x, y, masks = test["x"], test["y"].astype(int), test.get("masks")
-    band = tuple(cfg.get("eye_band", [0.33, 0.55]))
-    n = int(cfg.get("aggregate_images", 500))
+    band = tuple(cfg["eye_band"])
+    n = int(cfg["aggregate_images"])
     mean_fake = cam(x[np.flatnonzero(y == 1)[:n]])[0].mean(axis=0)
     mean_real = cam(x[np.flatnonzero(y == 0)[:n]])[0].mean(axis=0)
     panels = [(f"Grad-CAM {name}, test reals", mean_real),

@@ -46,8 +46,7 @@ def register(root: Path, params: dict) -> dict:
     with alias ``challenger``; an identical model and settings reuse their version."""
     import mlflow
 
-    cfg = params.get("register", {})
-    name, model = cfg.get("name", "deepfake-detector"), cfg.get("model", "tuned")
+    name, model = params["register"]["name"], params["register"]["model"]
     settings = settings_for(root, model)
     model_file = Workspace(root).model(model)
     print_ = fingerprint(model_file, settings)

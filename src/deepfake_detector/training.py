@@ -21,12 +21,12 @@ def configure(seed: int, training: dict) -> None:
     import keras
     import tensorflow as tf
 
-    devices = int(training.get("cpu_devices", 0) or 0)
+    devices = int(training["cpu_devices"])
     if devices > 1 and not tf.config.list_physical_devices("GPU"):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
-    if training.get("deterministic"):
+    if training["deterministic"]:
         # Seeds alone do not make TF training bit-identical here; one inter-op thread does.
         tf.config.threading.set_inter_op_parallelism_threads(1)
         tf.config.experimental.enable_op_determinism()
@@ -62,7 +62,7 @@ def fit_custom(model, strategy, optimizer, train_split, val_split, cfg, training
     import tensorflow as tf
 
     index, workers = worker_info()
-    per_worker = int(cfg.get("batch_size", 32))
+    per_worker = int(cfg["batch_size"])
     global_batch = per_worker * workers
     loss_fn = tf.keras.losses.BinaryCrossentropy(reduction="none")
     step_vars = model.trainable_variables
@@ -80,13 +80,13 @@ def fit_custom(model, strategy, optimizer, train_split, val_split, cfg, training
         per_replica = strategy.run(replica, args=(x, y))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-    stop = cfg.get("early_stopping", {})
+    stop = cfg["early_stopping"]
     history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_accuracy": []}
     best, best_weights, waited = -np.inf, None, 0
     for epoch in range(cfg["epochs"]):
         data = batches(train_split["x"], train_split["y"], per_worker, True, seed + epoch,
-                       augment=training.get("augment"), shard=(index, workers),
-                       drop_remainder=True, max_steps=training.get("max_steps_per_epoch"))
+                       augment=training["augment"], shard=(index, workers),
+                       drop_remainder=True, max_steps=training["max_steps_per_epoch"])
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         losses = []
@@ -104,13 +104,13 @@ def fit_custom(model, strategy, optimizer, train_split, val_split, cfg, training
         print(f"epoch {epoch + 1}/{cfg['epochs']} worker {index}: " +
               " ".join(f"{k}={v:.4f}" for k, v in logs.items()), flush=True)
         callbacks_epoch(epoch, logs)
-        monitored = logs.get(stop.get("monitor", "val_accuracy"), logs["val_accuracy"])
-        sign = -1 if "loss" in stop.get("monitor", "val_accuracy") else 1
-        if sign * monitored > best + stop.get("min_delta", 0.0):
+        monitored = logs.get(stop["monitor"], logs["val_accuracy"])
+        sign = -1 if "loss" in stop["monitor"] else 1
+        if sign * monitored > best + stop["min_delta"]:
             best, best_weights, waited = sign * monitored, model.get_weights(), 0
         else:
             waited += 1
-            if waited >= stop.get("patience", 3):
+            if waited >= stop["patience"]:
                 break
     if best_weights is not None:
         model.set_weights(best_weights)
@@ -127,7 +127,7 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
 
     from .models import build_model, make_optimizer
 
-    kind = training.get("distribute", "none")
+    kind = training["distribute"]
     strategy = make_strategy(kind)
     index, workers = worker_info() if kind == "multi_worker" else (0, 1)
     chief = index == 0
@@ -197,17 +197,17 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
 def _fit_keras(model, train_split, val_split, cfg, training, seed, log_epoch) -> dict:
     import keras
 
-    stop = cfg.get("early_stopping", {})
-    bs = int(cfg.get("batch_size", 32))
-    max_steps = training.get("max_steps_per_epoch")
+    stop = cfg["early_stopping"]
+    bs = int(cfg["batch_size"])
+    max_steps = training["max_steps_per_epoch"]
     callbacks = [keras.callbacks.EarlyStopping(
-        monitor=stop.get("monitor", "val_accuracy"), patience=stop.get("patience", 3),
-        min_delta=stop.get("min_delta", 0.0), restore_best_weights=True),
+        monitor=stop["monitor"], patience=stop["patience"],
+        min_delta=stop["min_delta"], restore_best_weights=True),
         keras.callbacks.LambdaCallback(on_epoch_end=log_epoch,
                                        on_train_batch_end=lambda batch, logs: interrupts.check())]
     fitted = model.fit(
         batches(train_split["x"], train_split["y"], bs, shuffle=True, seed=seed,
-                augment=training.get("augment"), max_steps=max_steps),
+                augment=training["augment"], max_steps=max_steps),
         validation_data=batches(val_split["x"], val_split["y"], bs, shuffle=False, seed=seed),
         epochs=cfg["epochs"], callbacks=callbacks, shuffle=False,  # the dataset shuffles
         verbose=2 if os.environ.get("CI") else 1)
