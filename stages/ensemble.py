@@ -21,7 +21,6 @@ def main():
     params, workspace = load_params(ROOT), Workspace(ROOT)
     cfg, seed = params["ensemble"], params["base"]["seed"]
     configure(seed, params["training"])
-    workspace = Workspace(ROOT)
     members = [keras.models.load_model(workspace.model(m), compile=False)
                for m in cfg["members"]]
     val = load_split(workspace.processed("val"))

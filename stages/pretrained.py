@@ -4,15 +4,16 @@ import json
 
 from _common import ROOT, load_params, run_stage
 
+from deepfake_detector.paths import Workspace
 from deepfake_detector.pretrained import resolve
 
 
 def main():
-    out = ROOT / "models" / "pretrained"
-    out.mkdir(parents=True, exist_ok=True)
+    workspace = Workspace(ROOT)
     for name, cfg in load_params(ROOT)["train"].items():
         record = resolve(name, cfg, ROOT)
-        (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        workspace.pretrained(name).parent.mkdir(parents=True, exist_ok=True)
+        workspace.pretrained(name).write_text(json.dumps(record, indent=2) + "\n")
         print(f"{name}: weights {record['requested']} -> {record['used']}")
 
 

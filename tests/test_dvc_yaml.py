@@ -232,6 +232,15 @@ def test_model_lists_agree():
         assert lookup(params, key) in made, f"{key} names no model a stage makes"
     assert set(params["explain"]["gradcam_models"]) <= made
     assert tuple(MODELS) == tuple(evaluated), "tests' MODELS must be evaluate.models"
+    # a stage that loads models named by params depends on those models' files
+    # (DVC cannot loop over a list in deps, so dvc.yaml names them; this keeps them in step)
+    for stage, names in (("ensemble", params["ensemble"]["members"]),
+                         ("explain", [params["explain"]["model"],
+                                      *params["explain"]["gradcam_models"]]),
+                         ("register", [params["register"]["model"]])):
+        deps = {entry_path(d) for d in stages[stage]["deps"]}
+        missing = [n for n in names if f"models/{n}.keras" not in deps]
+        assert not missing, f"{stage} loads {missing} but does not depend on their .keras files"
 
 
 def test_expansion_matches_dvcs_own():

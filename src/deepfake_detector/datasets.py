@@ -117,9 +117,10 @@ def write_val_scores(path: Path, p: np.ndarray, paths: np.ndarray) -> None:
     """``models/<m>.val_scores.npz``: P(fake) of each validation image, with the image's path so
     that a reader can check the scores belong to its split. The one place that writes it."""
     from .atomic import atomic_path
+    from .reproducible import savez
 
     with atomic_path(path) as tmp:
-        np.savez(tmp, p=np.asarray(p, dtype=np.float32), paths=np.asarray(paths))
+        savez(tmp, p=np.asarray(p, dtype=np.float32), paths=np.asarray(paths))
 
 
 def read_val_scores(path: Path, val_paths: np.ndarray) -> np.ndarray:

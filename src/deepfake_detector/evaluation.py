@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
-from .scoring import EPS, apply_temperature, logit  # noqa: F401 - apply_temperature: public here too
+from .scoring import EPS, apply_temperature, label, logit  # noqa: F401 - apply_temperature: public here too
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, rule, target_fake_recall: float = 0.95) -> float:
@@ -74,7 +74,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
     real class's."""
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=np.float64)
-    pred = (p >= threshold).astype(int)
+    pred = (label(p, threshold) == "fake").astype(int)
     both = len(np.unique(y)) == 2
     precision, recall, f1, _ = skm.precision_recall_fscore_support(
         y, pred, labels=[0, 1], zero_division=0)

@@ -12,7 +12,7 @@ import numpy as np
 from . import explain_report as report
 from . import explainer
 from . import explanation as ex
-from .scoring import apply_temperature
+from .scoring import CLASS_NAMES, apply_temperature, label
 
 
 def run(root: Path, params: dict, out_dir: Path) -> dict:
@@ -53,14 +53,11 @@ def run(root: Path, params: dict, out_dir: Path) -> dict:
     return {"scores": scores, "aggregate": aggregate, "timings": timings, "examples": rows}
 
 
-def _occlusion_cfg(cfg: dict) -> dict:
-    return cfg["occlusion"]
-
-
 def _explain_examples(out_dir, name, model, predict, cams, test, p, threshold, cfg, seed):
     """LIME, Grad-CAM per CNN, occlusion and first-layer activations of the chosen images."""
     x, y, masks = test["x"], test["y"].astype(int), test.get("masks")
-    chosen = ex.choose_examples(y, (p >= threshold).astype(int), int(cfg["n_images"]), seed)
+    chosen = ex.choose_examples(y, (label(p, threshold) == "fake").astype(int),
+                                int(cfg["n_images"]), seed)
     rows, lime_maps = [], []
     for k, i in enumerate(chosen):
         image = x[i]
@@ -75,8 +72,8 @@ def _explain_examples(out_dir, name, model, predict, cams, test, p, threshold, c
                   ("LIME: fake (green) / real (red)", both)]
         panels += [(f"Grad-CAM {m}", cam(image[None])[0][0]) for m, cam in cams.items()]
         panels.append(("occlusion",
-                       ex.occlusion_maps(image[None], predict, **_occlusion_cfg(cfg))[0]))
-        truth, predicted = ("fake" if y[i] else "real"), ("fake" if p[i] >= threshold else "real")
+                       ex.occlusion_maps(image[None], predict, **cfg["occlusion"])[0]))
+        truth, predicted = CLASS_NAMES[y[i]], label(p[i], threshold)
         stem = f"example_{k:02d}_{truth}"
         report.example_figure(out_dir / f"{stem}.png", image,
                               f"{Path(str(test['paths'][i])).name}: truth {truth}, "
@@ -111,7 +108,7 @@ def _score_against_masks(test, rows, lime_maps, predict, cams, cfg, seed, timing
     timings["gradcam_seconds"] = time.perf_counter() - t
     t = time.perf_counter()
     scores["occlusion"] = ex.map_scores(
-        ex.occlusion_maps(x[fakes], predict, **_occlusion_cfg(cfg)), truth, area)
+        ex.occlusion_maps(x[fakes], predict, **cfg["occlusion"]), truth, area)
     timings["occlusion_seconds"] = time.perf_counter() - t
     explained = [j for j, row in enumerate(rows) if row["truth"] == "fake"]
     scores["lime"] = ex.map_scores(np.array([lime_maps[j] for j in explained]),

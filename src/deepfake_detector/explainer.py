@@ -13,9 +13,9 @@ def explain_image(detector, image: np.ndarray, cfg: dict, seed: int, cam) -> dic
     map of ``cam`` (an ``explanation.gradcam_function``)."""
     from . import explanation
 
-    segments = explanation.slic_segments(image, **cfg.get("segments", {}))
+    segments = explanation.slic_segments(image, **cfg["segments"])
     lime = explanation.lime_explain(image, detector.uncalibrated, segments,
-                                    int(cfg.get("num_samples", 1000)), seed)
+                                    int(cfg["num_samples"]), seed)
     positive, both = lime_panels(image, segments, lime.weights)
     return {"p_fake": float(detector.probabilities(image[None])[0]), "lime": lime,
             "positive": positive, "both": both, "gradcam": cam(image[None])[0][0]}

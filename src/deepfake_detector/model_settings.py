@@ -12,7 +12,6 @@ from pathlib import Path
 SETTINGS_SCHEMA_VERSION = 1
 
 
-
 def settings_for_defaults(params: dict) -> dict:
     """The serving settings that come from params (preprocessing, face crop), with an
     uncalibrated temperature of 1 and a threshold of 0.5."""

@@ -31,7 +31,8 @@ def settings_for(root: Path, model: str) -> dict:
 
 def fingerprint(model_file: Path, settings: dict) -> str:
     """The model's weights and serving settings: what makes two registered versions the same.
-    (Not the file's bytes: a ``.keras`` file records when it was saved.)"""
+    (Not the file's bytes: files saved before reproducible.save_model recorded their save
+    date, and their versions must still compare.)"""
     import keras
 
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
