@@ -263,8 +263,8 @@ def test_forced_rerun_gives_bit_identical_metrics(pipeline):
     import mlflow
 
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
-    assert [v.version for v in client.search_model_versions(
-        f"name='{registered['name']}'")] == [str(registered["version"])]
+    assert [int(v.version) for v in client.search_model_versions(
+        f"name='{registered['name']}'")] == [registered["version"]]
     # no run id, timing or save date in any output: DVC's record is the same byte for byte
     lock = (repo / "dvc.lock").read_bytes()
     assert lock == pipeline["lock"], "dvc.lock changed:\n" + "".join(difflib.unified_diff(
