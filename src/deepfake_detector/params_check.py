@@ -60,7 +60,7 @@ def _required(entry, model_arch) -> bool:
         return True
     default = entry.default if isinstance(entry, Key) else None
     if isinstance(default, Per):
-        default = default.get(model_arch)
+        default = default.default_for(model_arch, None)
     return default is REQUIRED
 
 
@@ -146,11 +146,8 @@ def _filled(values, spec: dict, arch):
     out = {}
     for key, entry in spec.items():
         check, default = (entry.check, entry.default) if isinstance(entry, Key) else (entry, {})
-        if isinstance(default, Per):
-            if arch not in default:  # this architecture never reads the key
-                default = REQUIRED
-            else:
-                default = default[arch]
+        if isinstance(default, Per):  # REQUIRED when this architecture never reads the key
+            default = default.default_for(arch, REQUIRED)
         if key in values:
             value = values[key]
         elif default is REQUIRED or default is MODEL_NAME:

@@ -125,12 +125,24 @@ class Key(NamedTuple):
     default: object = REQUIRED
 
 
+STUDY_ARCHITECTURES = ("baseline", "tuned", "xception")
+
+
 class Per(dict):
-    """A model key's default per architecture; an architecture not named here never reads the
-    key, so it is left out of that model's settings (it stays, unused, where a file gives it)."""
+    """A model key's default per architecture; a study architecture not named here never reads
+    the key, so it is left out of that model's settings (it stays, unused, where a file gives
+    it). ``new=`` is the default for an architecture the study does not build (a builder added
+    to models.BUILDERS), which may read any key its shared helpers read."""
 
     def __init__(self, **by_architecture):
         super().__init__(by_architecture)
+
+    def default_for(self, arch, absent):
+        if arch in self and arch != "new":
+            return self[arch]
+        if arch not in STUDY_ARCHITECTURES and "new" in self:
+            return self["new"]
+        return absent
 
 
 CONV = {"filters": Key(integer(1)), "kernel": Key(integer(1), 3),
@@ -154,7 +166,7 @@ MODEL = {  # train.<name>: only epochs has no default
     "trainable_base": Key(boolean, Per(xception=True)),
     "base_bn_momentum": Key(optional(PROB), Per(xception=None)),  # null: Keras' own
     "architecture": Key(choice(*ARCHITECTURES), MODEL_NAME),
-    "highpass": Key(boolean, Per(baseline=False, tuned=False)),
+    "highpass": Key(boolean, Per(baseline=False, tuned=False, new=False)),  # models.scaled
 }
 STUDY_MODELS = {  # the default of ``train``: the study's three models
     "baseline": {"epochs": 25},
