@@ -75,9 +75,10 @@ def test_multi_worker_two_processes_on_loopback(tmp_path):
     chief = json.loads(outs[0][1].split("RESULT ", 1)[1])
     assert chief["epochs_run"] == 1 and chief["run_id"] and chief["replicas"] == 2
     assert json.loads(outs[1][1].split("RESULT ", 1)[1]) == {"model": "tuned", "worker": 1}
-    # in sync: both workers saw the same validation accuracy after the epoch
+    # in sync: both workers hold the same model after the epoch, BatchNorm's moving statistics
+    # included (averaged over workers), so they report the same validation loss and accuracy
     val = [next(line for line in out.splitlines() if line.startswith("epoch 1/1"))
-           .split("val_accuracy=")[1] for _, out, _ in outs]
+           .split("val_loss=")[1] for _, out, _ in outs]
     assert val[0] == val[1]
     assert loads(tmp_path / "models" / "tuned.keras")
     assert not list((tmp_path / "models").glob(".worker*"))

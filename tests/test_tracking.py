@@ -54,3 +54,29 @@ def test_without_a_matching_run_one_is_restored_and_found_again(project):
     assert tracking.training_run(project, "tuned") == restored  # no second restored run
     assert len(mlflow.search_runs(experiment_names=[tracking.EXPERIMENT],
                                   output_format="list")) == 2
+
+
+def test_git_dirty_ignores_outputs_a_first_run_deletes_but_not_code(tmp_path):
+    """A fresh clone has no dvc.lock: DVC deleting a committed output (foreach stage
+    included) before its stage runs is not a change of code or params; an edited tracked
+    source file is."""
+    import shutil
+    import subprocess
+
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "dvc.yaml", tmp_path / "dvc.yaml")
+    for rel in ("metrics/train/tuned.json", "metrics/summary.csv", "data/split/train.csv",
+                "src/code.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("committed\n")
+    who = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for cmd in (["init", "-q"], ["add", "-A"], [*who, "commit", "-qm", "x"]):
+        subprocess.run(["git", *cmd], cwd=tmp_path, check=True)
+    for rel in ("metrics/train/tuned.json", "metrics/summary.csv", "data/split/train.csv"):
+        (tmp_path / rel).unlink()
+    assert not (tmp_path / "dvc.lock").exists()
+    assert tracking.git_changes(tmp_path) == []
+    (tmp_path / "src/code.py").write_text("edited\n")
+    assert tracking.git_changes(tmp_path) == ["src/code.py"]
+    assert tracking.git_tags(tmp_path)["git.dirty"] == "true"

@@ -36,6 +36,10 @@ class Workspace:
         return self.root / "dvc.lock"
 
     @property
+    def pipeline(self) -> Path:
+        return self.root / "dvc.yaml"
+
+    @property
     def raw(self) -> Path:
         return self.root / "data" / "raw"
 

@@ -105,9 +105,20 @@ def _locked_stages(root: Path) -> dict:
 
 
 def pipeline_outputs(root: Path) -> list[str]:
-    """Every path dvc.yaml's stages write (``dvc.lock`` lists them after a run)."""
-    return sorted({out["path"] for stage in _locked_stages(root).values()
-                   for out in stage.get("outs", [])})
+    """Every path dvc.yaml's stages write, as git glob patterns: a ``foreach`` stage's
+    ``${...}`` becomes ``*``. Read from dvc.yaml, not dvc.lock: a first run has no lock yet
+    while DVC already deletes the committed outputs of the stage it runs."""
+    import re
+
+    from .config import read_yaml_file
+
+    pipeline = Workspace(root).pipeline
+    stages = (read_yaml_file(pipeline) or {}).get("stages", {}) if pipeline.exists() else {}
+    outs = {re.sub(r"\$\{[^}]*\}", "*", next(iter(out)) if isinstance(out, dict) else out)
+            for stage in stages.values()
+            for kind in ("outs", "metrics", "plots")
+            for out in stage.get("do", stage).get(kind, [])}
+    return sorted(outs)
 
 
 def producing_stage(root: Path, path: Path) -> str | None:
@@ -121,7 +132,7 @@ def git_changes(root: Path) -> list[str] | None:
     """Tracked files that differ from the commit, leaving out the pipeline's own outputs and
     ``dvc.lock`` (a `dvc repro` rewrites those as it goes): the code or params that a run used
     but that no commit holds. ``None`` outside a git checkout."""
-    excluded = [f":(exclude){p}" for p in ("dvc.lock", *pipeline_outputs(root))]
+    excluded = [f":(exclude,glob){p}" for p in ("dvc.lock", *pipeline_outputs(root))]
     out = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded)
     if out is None:
         return None

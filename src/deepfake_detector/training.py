@@ -80,6 +80,19 @@ def fit_custom(model, strategy, optimizer, train_split, val_split, cfg, training
         per_replica = strategy.run(replica, args=(x, y))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
+    # BatchNorm's moving statistics are updated from each worker's own shard and all-reduce
+    # never sees them: averaged after each epoch, every worker (and the chief's saved model)
+    # holds statistics of the whole training set, not of one shard.
+    state = [v for v in model.non_trainable_variables if "float" in str(v.dtype)]
+
+    @tf.function
+    def average_state():
+        def replica():
+            return tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.MEAN, [tf.identity(v) for v in state])
+
+        return strategy.experimental_local_results(strategy.run(replica))[0]
+
     stop = cfg["early_stopping"]
     history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_accuracy": []}
     best, best_weights, waited = -np.inf, None, 0
@@ -93,6 +106,8 @@ def fit_custom(model, strategy, optimizer, train_split, val_split, cfg, training
         for x, y in strategy.experimental_distribute_dataset(data.with_options(options)):
             losses.append(float(train_step(x, y)))
             interrupts.check()
+        for variable, mean in zip(state, average_state() if state else []):
+            variable.assign(mean)
         p = predict(model, val_split["x"])
         yv = val_split["y"].astype(np.float64)
         val_loss = float(-np.mean(yv * np.log(np.clip(p, 1e-7, 1)) +
