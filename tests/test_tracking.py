@@ -62,7 +62,6 @@ def test_git_dirty_ignores_outputs_a_first_run_deletes_but_not_code(tmp_path):
     source file is."""
     import shutil
     import subprocess
-
     from pathlib import Path
 
     shutil.copy(Path(__file__).resolve().parents[1] / "dvc.yaml", tmp_path / "dvc.yaml")

@@ -12,8 +12,9 @@ import numpy as np
 
 from . import interrupts, tracking
 from .atomic import atomic_path, write_text
-from .datasets import batches, load_split, write_val_scores
+from .datasets import load_split, write_val_scores
 from .reproducible import save_model
+from .training_input import batches, images_in_graph
 
 
 def configure(seed: int, training: dict) -> None:
@@ -146,7 +147,10 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
     strategy = make_strategy(kind)
     index, workers = worker_info() if kind == "multi_worker" else (0, 1)
     chief = index == 0
-    train_split, val_split = load_split(data_dir / "train.npz"), load_split(data_dir / "val.npz")
+    # the training images live in TensorFlow's memory only: tf.data gathers batches there
+    train_split = {**load_split(data_dir / "train.npz", keys=("y", "paths")),
+                   "x": images_in_graph(data_dir / "train.npz")}
+    val_split = load_split(data_dir / "val.npz")
     cfg = {**cfg, "weights_file": None if not pretrained or pretrained["used"] == "none"
            else pretrained["used"]}
     with strategy.scope() if strategy else contextlib.nullcontext():
@@ -194,7 +198,8 @@ def train(name: str, cfg: dict, *, training: dict, seed: int, data_dir: Path, mo
             # later stages find this run by the file's md5 (tracking.training_run): the
             # history below holds no run id, which would change dvc.lock on every run
             mlflow.set_tag("model.md5", tracking.md5_file(unfinished))
-            tracking.log_keras_model(model, train_split["x"][:1])
+            # one row by a sparse read: slicing the variable reads it whole (a full copy)
+            tracking.log_keras_model(model, train_split["x"].sparse_read([0]).numpy())
             mlflow.log_metric("train_seconds", seconds)
             epochs = len(history.get("loss", []))
             record = {"model": name, "epochs_run": epochs,
