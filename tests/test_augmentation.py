@@ -63,6 +63,11 @@ def test_a_shift_moves_the_image_by_at_most_its_margin():
     assert not np.array_equal(out, x)
 
 
+def test_a_shift_fraction_of_zero_shifts_nothing():
+    x = faces(4)
+    assert np.array_equal(run(x, only("shift", shift_fraction=0.0)), x)
+
+
 def test_colour_changes_brightness_within_its_strength():
     x = faces(16)
     out = run(x, only("colour", colour_strength=0.2))

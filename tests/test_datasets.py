@@ -40,6 +40,16 @@ def test_shards_are_disjoint_and_equal():
     assert not set(np.concatenate(a)) & set(np.concatenate(b))
 
 
+def test_an_epoch_with_no_full_batch_is_empty_not_an_error():
+    """A worker's shard can hold no full batch (drop_remainder): zero batches, with or
+    without augmentation."""
+    x = np.zeros((5, 8, 8, 3), np.uint8)
+    y = np.zeros(5, np.uint8)
+    aug = {**defaults()["training"]["augment"], "flip": True}
+    for augment in (None, aug):
+        assert list(batches(x, y, 8, True, 0, augment=augment, drop_remainder=True)) == []
+
+
 def test_max_steps_caps_an_epoch():
     x, y = arrays()
     assert sum(1 for _ in batches(x, y, 8, True, 0, max_steps=2)) == 2

@@ -80,15 +80,15 @@ def _geometry_colour(cfg_key: tuple):
         cols = tf.broadcast_to(tf.range(width)[None], [batch, width])
         if cfg["flip"]:
             cols = tf.where(chosen("flip")[:, None], width - 1 - cols, cols)
-        if cfg["shift"]:
-            margin = max(1, round(cfg["shift_fraction"] * min(height, width)))
+        margin = round(cfg["shift_fraction"] * min(height, width)) if cfg["shift"] else 0
+        if margin:  # a shift_fraction under half a pixel shifts nothing
             dy, dx = (tf.where(chosen("shift"), tf.cast(tf.floor(
                 u[:, COLUMNS[name]] * (2 * margin + 1)), tf.int32) - margin, 0)
                 for name in ("shift_y", "shift_x"))
             rows, cols = _reflect(rows + dy[:, None], height), _reflect(cols + dx[:, None],
                                                                         width)
         x = images
-        if cfg["flip"] or cfg["shift"]:
+        if cfg["flip"] or margin:
             x = tf.gather(tf.gather(x, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
         x = tf.cast(x, tf.float32)
         if cfg["colour"]:

@@ -98,7 +98,8 @@ def batches(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int,
 
     def planned(_):
         rows, u = tf.numpy_function(plan, [], (tf.int64, tf.float32), stateful=True)
-        return tf.reshape(rows, [-1]), tf.reshape(u, [-1, columns])
+        # shaped by the row count: an epoch with no rows gives (0, 0), not (1, 0)
+        return tf.reshape(rows, [-1]), tf.reshape(u, [tf.size(rows), columns])
 
     def gather(rows, u):
         xb = tf.gather(images, rows)
