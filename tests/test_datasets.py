@@ -67,3 +67,19 @@ def test_augmentation_changes_images_reproducibly():
     a, b = first_batch(cfg), first_batch(cfg)
     assert a.dtype == np.uint8 and np.array_equal(a, b) and not np.array_equal(a, x)
     assert np.array_equal(first_batch(AUGMENT_OFF), x)
+
+
+def test_parallel_and_one_call_give_the_same_epochs():
+    """Parallel calls (a GPU host's default) and one call in turn (a CPU's) change the timing
+    only: the same batches, augmented alike, in the same order, epoch after epoch."""
+    x, y = arrays(200)
+    cfg = AUGMENT_OFF | {"flip": True, "shift": True, "colour": True, "blur": True,
+                         "jpeg": True, "rescale": True, "p": 0.5}
+
+    def epochs(parallel):
+        ds = batches(x, y, 16, True, 9, augment=cfg, parallel=parallel)
+        return [np.concatenate([xb.numpy() for xb, _ in ds]) for _ in range(2)]
+
+    one, many = epochs(False), epochs(True)
+    assert all(np.array_equal(a, b) for a, b in zip(one, many))
+    assert not np.array_equal(one[0], one[1])  # a new shuffle and new draws each epoch

@@ -57,10 +57,10 @@ def block_size(height: int, batch_size: int) -> int:
     return max(1, min(max(64, batch_size), JPEG_MAX_SIDE // _tile_height(height)))
 
 
-def _reflect(index: tf.Tensor, size: int) -> tf.Tensor:
-    """Indices past an edge mirrored back (edge pixel not repeated), as tf.pad's REFLECT."""
-    index = tf.abs(index)
-    return (size - 1) - tf.abs((size - 1) - index)
+def _reflect(index, size: int):
+    """Indices past an edge mirrored back (edge pixel not repeated), as tf.pad's REFLECT;
+    for a tensor or a numpy array alike."""
+    return (size - 1) - abs((size - 1) - abs(index))
 
 
 @functools.lru_cache(maxsize=None)
@@ -136,8 +136,7 @@ def _rescale_matrix(size: int, factor: tf.Tensor, lo: float, hi: float) -> tf.Te
 def _blur_taps(size: int, radius: int) -> np.ndarray:
     """[size, taps, size]: one-hot of the (reflected) source pixel of each tap."""
     source = np.arange(size)[:, None] + np.arange(-radius, radius + 1)[None]
-    source = (size - 1) - np.abs((size - 1) - np.abs(source))
-    return np.eye(size, dtype=np.float32)[source]
+    return np.eye(size, dtype=np.float32)[_reflect(source, size)]
 
 
 def _blur_matrix(size: int, sigma: tf.Tensor, radius: int) -> tf.Tensor:
