@@ -76,9 +76,9 @@ def batches(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int,
 
     ``parallel``: gather and augment blocks in parallel calls; by default only when a GPU
     trains. On a CPU the model's own ops fill every core, and parallel calls left them idle
-    (1.2–1.5 of 2 cores busy, training at 0.7–0.8× the rate) where one call in turn kept
-    1.85–1.9 busy; one call still delivers ~1,500 augmented 64-px images/s, 20× what the
-    CPU trains on."""
+    (mostly 1.2–1.5 of 2 cores busy, training at 41–57 images/s) where one call in turn
+    kept 1.86–1.88 busy (59–71 images/s). One call still delivered 1,450–3,100 augmented
+    64-px images/s here, 20× or more what the CPU trains on."""
     import tensorflow as tf
 
     from . import augmentation
@@ -115,8 +115,10 @@ def batches(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int,
 
     steps = len(index_batches(n, batch_size, False, seed, 0, shard, drop_remainder))
     steps = min(steps, max_steps) if max_steps else steps
-    # augmented: blocks of images share each op's fixed cost, then are cut into the batches
-    block = augmentation.block_size(int(images.shape[1]), batch_size) if on else batch_size
+    # Blocks of images share each op's fixed cost, then are cut into the batches; augmented
+    # or not (batch by batch, training ran at 0.88–0.92× the in-memory rate, 1.01–1.09×
+    # augmented in blocks, in the same benchmark runs).
+    block = augmentation.block_size(int(images.shape[1]), batch_size)
     if parallel is None:
         parallel = bool(tf.config.list_physical_devices("GPU"))
     calls = tf.data.AUTOTUNE if parallel else None
