@@ -115,9 +115,8 @@ def batches(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int,
 
     steps = len(index_batches(n, batch_size, False, seed, 0, shard, drop_remainder))
     steps = min(steps, max_steps) if max_steps else steps
-    # Blocks of images share each op's fixed cost, then are cut into the batches; augmented
-    # or not (batch by batch, training ran at 0.88–0.92× the in-memory rate, 1.01–1.09×
-    # augmented in blocks, in the same benchmark runs).
+    # Blocks of images share each op's fixed cost, then are cut into the batches: one path,
+    # augmented or not (without augmentation blocks measured no faster than batches).
     block = augmentation.block_size(int(images.shape[1]), batch_size)
     if parallel is None:
         parallel = bool(tf.config.list_physical_devices("GPU"))
