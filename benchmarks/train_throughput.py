@@ -41,11 +41,12 @@ CFG = complete_model("tuned", {
     "batch_norm": {"momentum": 0.95, "epsilon": 0.005}, "dense": [64, 32],
     "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 16})
 WAYS = ("streamed", "in_memory", "augmented", "keras_uint8", "deterministic")
-ALL_KINDS = ("shift", "flip", "colour", "rescale", "blur", "jpeg")
 
 
 def augment_all(p: float = 0.5) -> dict:
-    return {**defaults()["training"]["augment"], **{k: True for k in ALL_KINDS}, "p": p}
+    from deepfake_detector.augmentation import KINDS  # imports TensorFlow: children only
+
+    return {**defaults()["training"]["augment"], **{k: True for k in KINDS}, "p": p}
 
 
 def write_split(path: Path, n: int, size: int) -> None:

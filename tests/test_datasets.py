@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from deepfake_detector.augmentation import KINDS
 from deepfake_detector.params_check import defaults
 from deepfake_detector.training_input import batches, index_batches
 
@@ -73,8 +74,7 @@ def test_parallel_and_one_call_give_the_same_epochs():
     """Parallel calls (a GPU host's default) and one call in turn (a CPU's) change the timing
     only: the same batches, augmented alike, in the same order, epoch after epoch."""
     x, y = arrays(200)
-    cfg = AUGMENT_OFF | {"flip": True, "shift": True, "colour": True, "blur": True,
-                         "jpeg": True, "rescale": True, "p": 0.5}
+    cfg = AUGMENT_OFF | {kind: True for kind in KINDS} | {"p": 0.5}
 
     def epochs(parallel):
         ds = batches(x, y, 16, True, 9, augment=cfg, parallel=parallel)
