@@ -71,8 +71,9 @@ def test_augmentation_changes_images_reproducibly():
 
 
 def test_parallel_and_one_call_give_the_same_epochs():
-    """Parallel calls (a GPU host's default) and one call in turn (a CPU's) change the timing
-    only: the same batches, augmented alike, in the same order, epoch after epoch."""
+    """Parallel calls with tf.data's autotuning (a GPU host's default) and one call in turn
+    with it off (a CPU's) change the timing only: the same batches, augmented alike, in the
+    same order, epoch after epoch."""
     x, y = arrays(200)
     cfg = AUGMENT_OFF | {kind: True for kind in KINDS} | {"p": 0.5}
 
