@@ -124,7 +124,7 @@ def batches(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int,
     calls = tf.data.AUTOTUNE if parallel else None
     dataset = (tf.data.Dataset.from_tensors(0).map(planned)
                .flat_map(lambda r, u: tf.data.Dataset.from_tensor_slices((r, u)).batch(block))
-               .map(gather, num_parallel_calls=calls, deterministic=True))
+               .map(gather, num_parallel_calls=calls, deterministic=True if parallel else None))
     if block != batch_size:
         dataset = dataset.rebatch(batch_size)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
