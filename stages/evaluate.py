@@ -10,7 +10,7 @@ from _common import ROOT, load_params, run_stage
 def main():
     from deepfake_detector import evaluation, tracking
     from deepfake_detector.datasets import load_split
-    from deepfake_detector.model_settings import settings_for_defaults
+    from deepfake_detector.model_settings import trained_settings
     from deepfake_detector.paths import Workspace
 
     name = sys.argv[1]
@@ -23,7 +23,7 @@ def main():
         name, workspace.model(name), workspace.val_scores(name),
         load_split(workspace.processed("val"), keys=("y", "paths")),
         load_split(workspace.processed("test")), params["evaluate"],
-        settings_for_defaults(params), workspace)
+        trained_settings(params), workspace)
     report = result["metrics"]
     print(f"{name} on test: " + ", ".join(
         f"{k}={report[k]:.4f}" for k in ("accuracy", "recall", "roc_auc", "ece")) +

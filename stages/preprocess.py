@@ -3,6 +3,7 @@
 import pandas as pd
 from _common import ROOT, load_params, run_stage
 
+from deepfake_detector.model_settings import face_crop_settings
 from deepfake_detector.paths import Workspace
 from deepfake_detector.preprocess import load_masks, preprocess_split
 from deepfake_detector.splitting import (
@@ -26,7 +27,8 @@ def main():
         rejected += preprocess_split(manifest, ws.processed(split), root=ROOT, raw_dir=ws.raw,
                                      size=pp["image_size"], max_pixels=pp["max_pixels"],
                                      masks=masks, crop=pp["centre_crop"],
-                                     max_bytes=int(pp["max_file_mb"] * 2**20))
+                                     max_bytes=int(pp["max_file_mb"] * 2**20),
+                                     face_crop=face_crop_settings(pp))
     write_csv(pd.DataFrame(rejected, columns=REJECTED_COLUMNS), ws.processed_rejected)
     share = len(rejected) / max(total, 1)
     print(f"preprocess: {total - len(rejected)} images kept, {len(rejected)} left out "

@@ -334,7 +334,7 @@ def test_pipeline_and_service_turn_a_photo_the_same_way(tmp_path, hide_exif):
     assert (data.find(b"Exif\x00\x00") > 120_000) == hide_exif
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)
-    x, keep, _ = decode_files([str(path)], 64, 50_000_000)  # what the preprocess stage runs
+    x, keep, *_ = decode_files([str(path)], 64, 50_000_000)  # what the preprocess stage runs
     service, face = prepare_image(data, 64, face_crop={"enabled": True})  # serve's default
     assert keep.all() and face is False
     upright = ImageOps.exif_transpose(Image.open(path)).convert("RGB")  # Pillow's own answer

@@ -19,7 +19,7 @@ def test_decode_keeps_order_and_reasons(tmp_path):
     good = write_faces(tmp_path, 5, False)
     (tmp_path / "bad.jpg").write_bytes(b"nope")
     files = [str(p) for p in good[:2]] + [str(tmp_path / "bad.jpg")] + [str(p) for p in good[2:]]
-    x, keep, reasons = decode_files(files, 32, 10**8, workers=2)
+    x, keep, reasons, *_ = decode_files(files, 32, 10**8, workers=2)
     assert keep.tolist() == [True, True, False, True, True, True]
     assert reasons == {2: "not_image"}
     for i in (0, 1, 3, 4, 5):

@@ -10,6 +10,8 @@ import threading
 
 import numpy as np
 
+from .images import MAX_FILE_MB, MB
+
 DETECT_SIDE = 640  # detection runs on a copy at most this wide: faster, same faces
 
 
@@ -59,3 +61,26 @@ def face_square(face: tuple[int, int, int, int], margin: float, width: int,
     left = int(round(min(max(cx - side / 2, 0), width - side)))
     top = int(round(min(max(cy - side / 2, 0), height - side)))
     return left, top, left + side, top + side
+
+
+def frame_image(source, size: int, *, max_pixels: int = 50_000_000, crop: float = 1.0,
+                face_crop: dict | None = None, max_bytes: int | None = MAX_FILE_MB * MB):
+    """The one framing of an image for every model, in training, evaluation and serving:
+    decode → the largest face's square (``face_crop`` enabled) or the centre crop → resize.
+    Returns (uint8 ``size×size×3``, whether a face was found (None with face crop off), the
+    box kept as fractions (left, top, right, bottom) of the decoded image, for its mask).
+    Raises ``errors.ImageRejected``; a path that is not a regular file, or is larger than
+    ``max_bytes``, is refused unread."""
+    from .images import centre_box, decode, load_image, read_bytes, square_resize
+
+    if not (face_crop or {}).get("enabled"):
+        return load_image(source, size, max_pixels, crop, max_bytes), None, None
+    img = decode(read_bytes(source, max_bytes), max_pixels,
+                 draft=(max(size, DETECT_SIDE), 1.0))
+    face = largest_face(np.asarray(img), face_crop.get("min_fraction", 0.1))
+    found = face is not None
+    box = (face_square(face, float(face_crop.get("margin", 0.25)), *img.size) if found
+           else centre_box(*img.size, crop))
+    width, height = img.size
+    fractions = (box[0] / width, box[1] / height, box[2] / width, box[3] / height)
+    return square_resize(img, size, box), found, fractions

@@ -261,10 +261,15 @@ def load_image(source: str | os.PathLike | bytes, size: int,
     return square_resize(img, size, centre_box(*img.size, crop))
 
 
-def resize_mask(mask: np.ndarray, size: int, crop: float = 1.0) -> np.ndarray:
-    """Crop and resize a manipulation mask exactly as ``load_image`` does its image."""
-    if mask.shape == (size, size) and crop == 1.0:
+def resize_mask(mask: np.ndarray, size: int, crop: float = 1.0,
+                box: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """Crop and resize a manipulation mask exactly as its image was framed: the centre
+    ``crop`` (``load_image``), or ``box`` as fractions of the image (``faces.frame_image``)."""
+    if mask.shape == (size, size) and crop == 1.0 and box is None:
         return mask
     img = Image.fromarray(mask)
-    return np.asarray(img.resize((size, size), Image.Resampling.NEAREST,
-                                 box=centre_box(*img.size, crop)), dtype=np.uint8)
+    width, height = img.size
+    pixels = centre_box(width, height, crop) if box is None else (
+        box[0] * width, box[1] * height, box[2] * width, box[3] * height)
+    return np.asarray(img.resize((size, size), Image.Resampling.NEAREST, box=pixels),
+                      dtype=np.uint8)

@@ -15,22 +15,14 @@ from .scoring import apply_temperature, compiled_predict, label
 def prepare_image(source, size: int, *, max_pixels: int = 50_000_000, crop: float = 1.0,
                   face_crop: dict | None = None,
                   max_bytes: int | None = MAX_FILE_MB * MB) -> tuple[np.ndarray, bool | None]:
-    """The one preprocessing of a single image for scoring (CLI, pyfunc, service):
-    decode → optional face crop → centre crop → resize. Returns the uint8 image and whether a
-    face was found (None when face cropping is off). Raises ``errors.ImageRejected``; a path
-    that is not a regular file, or is larger than ``max_bytes``, is refused unread."""
-    from . import faces
-    from .images import centre_box, decode, load_image, read_bytes, square_resize
+    """One image framed for scoring (CLI, pyfunc, service) exactly as the preprocess stage
+    frames training and test images (``faces.frame_image``): the uint8 image and whether a
+    face was found (None when face cropping is off)."""
+    from .faces import frame_image
 
-    if not (face_crop or {}).get("enabled"):
-        return load_image(source, size, max_pixels, crop, max_bytes), None
-    img = decode(read_bytes(source, max_bytes), max_pixels,
-                 draft=(max(size, faces.DETECT_SIDE), 1.0))
-    face = faces.largest_face(np.asarray(img), face_crop.get("min_fraction", 0.1))
-    if face is None:
-        return square_resize(img, size, centre_box(*img.size, crop)), False
-    box = faces.face_square(face, float(face_crop.get("margin", 0.25)), *img.size)
-    return square_resize(img, size, box), True
+    image, found, _ = frame_image(source, size, max_pixels=max_pixels, crop=crop,
+                                  face_crop=face_crop, max_bytes=max_bytes)
+    return image, found
 
 
 class Detector:

@@ -12,14 +12,32 @@ from pathlib import Path
 SETTINGS_SCHEMA_VERSION = 1
 
 
-def settings_for_defaults(params: dict) -> dict:
-    """The serving settings that come from params (preprocessing, face crop), with an
-    uncalibrated temperature of 1 and a threshold of 0.5."""
-    pre, serve = params["preprocess"], params["serve"]
+def face_crop_settings(pre: dict) -> dict:
+    """The face crop ``preprocess`` (``pre``) gives training and test images, in the form
+    ``faces.frame_image`` and the model settings take."""
+    return {"enabled": bool(pre["face_crop"]), "margin": pre["face_margin"],
+            "min_fraction": pre["face_min_fraction"]}
+
+
+def trained_settings(params: dict) -> dict:
+    """The serving settings of a model trained by this pipeline: its preprocessing, framing
+    included (``framing``: ``face`` or ``whole``, so that every scorer frames images as the
+    model saw them), uncalibrated (temperature 1, threshold 0.5) until evaluate fits them."""
+    pre = params["preprocess"]
     return {"image_size": pre["image_size"], "centre_crop": pre["centre_crop"],
             "max_pixels": pre["max_pixels"], "temperature": 1.0, "threshold": 0.5,
-            "face_crop": {"enabled": bool(serve["face_crop"]), "margin": serve["face_margin"],
-                          "min_fraction": serve["face_min_fraction"]}}
+            "framing": "face" if pre["face_crop"] else "whole",
+            "face_crop": face_crop_settings(pre)}
+
+
+def settings_for_defaults(params: dict) -> dict:
+    """Settings for a model file with none recorded: its framing is unknown, so
+    ``serve.face_crop`` decides (as it did for every model before framings were recorded)."""
+    serve = params["serve"]
+    settings = {k: v for k, v in trained_settings(params).items() if k != "framing"}
+    return {**settings, "face_crop": {"enabled": bool(serve["face_crop"]),
+                                      "margin": serve["face_margin"],
+                                      "min_fraction": serve["face_min_fraction"]}}
 
 
 def check_settings(settings, source: str) -> dict:

@@ -18,27 +18,35 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .errors import ImageRejected
-from .images import MAX_FILE_MB, MB, load_image, resize_mask
+from .faces import frame_image
+from .images import MAX_FILE_MB, MB, resize_mask
 from .reproducible import savez
 
 CHUNK = 64
 
 
 def decode_files(paths: list[str], size: int, max_pixels: int, workers: int | None = None,
-                 desc: str = "decode", crop: float = 1.0, max_bytes: int | None = MAX_FILE_MB * MB):
-    """(uint8 N×size×size×3 of the files that decoded, keep mask, reasons by index). Files
-    past ``max_bytes``, and anything that is not a regular file, are rejected unread."""
+                 desc: str = "decode", crop: float = 1.0, max_bytes: int | None = MAX_FILE_MB * MB,
+                 face_crop: dict | None = None):
+    """(uint8 N×size×size×3 of the files that decoded, keep mask, reasons by index, the box
+    each kept (``faces.frame_image``: fractions, None unless a face was looked for), and
+    whether a face was found). Files past ``max_bytes``, and anything that is not a regular
+    file, are rejected unread. The face detector releases the GIL: threads use every core."""
     n = len(paths)
     x = np.zeros((n, size, size, 3), dtype=np.uint8)
     keep = np.zeros(n, dtype=bool)
+    found = np.zeros(n, dtype=bool)
+    boxes: list = [None] * n
     reasons: dict[int, str] = {}
 
     def decode_chunk(start: int) -> int:
         stop = min(start + CHUNK, n)
         for i in range(start, stop):
             try:
-                x[i] = load_image(paths[i], size, max_pixels, crop, max_bytes)
-                keep[i] = True
+                x[i], face, boxes[i] = frame_image(paths[i], size, max_pixels=max_pixels,
+                                                   crop=crop, face_crop=face_crop,
+                                                   max_bytes=max_bytes)
+                keep[i], found[i] = True, bool(face)
             except ImageRejected as exc:
                 reasons[i] = exc.reason
         return stop - start
@@ -47,7 +55,7 @@ def decode_files(paths: list[str], size: int, max_pixels: int, workers: int | No
             ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
         for done in pool.map(decode_chunk, range(0, n, CHUNK)):
             bar.update(done)
-    return x, keep, reasons
+    return x, keep, reasons, boxes, found
 
 
 def load_masks(raw_dir: Path) -> dict[str, np.ndarray] | None:
@@ -61,11 +69,14 @@ def load_masks(raw_dir: Path) -> dict[str, np.ndarray] | None:
 
 def preprocess_split(manifest: pd.DataFrame, out_path: Path, *, root: Path, raw_dir: Path,
                      size: int, max_pixels: int, masks: dict | None, workers=None,
-                     crop: float = 1.0, max_bytes: int | None = MAX_FILE_MB * MB):
-    """Write one split's ``.npz``; returns the rejected rows."""
+                     crop: float = 1.0, max_bytes: int | None = MAX_FILE_MB * MB,
+                     face_crop: dict | None = None):
+    """Write one split's ``.npz``; returns the rejected rows. With ``face_crop`` enabled the
+    ``.npz`` also holds ``face_found`` (per image: whether it is framed on a face)."""
     files = [str(root / p) for p in manifest["path"]]
-    x, keep, reasons = decode_files(files, size, max_pixels, workers, desc=out_path.stem,
-                                    crop=crop, max_bytes=max_bytes)
+    x, keep, reasons, boxes, found = decode_files(
+        files, size, max_pixels, workers, desc=out_path.stem, crop=crop, max_bytes=max_bytes,
+        face_crop=face_crop)
     # Compact in place, a block at a time: kept rows move to the front (kept[j] >= j, so no
     # row is overwritten before it moves) without a second copy of the whole array.
     kept = np.flatnonzero(keep)
@@ -75,13 +86,15 @@ def preprocess_split(manifest: pd.DataFrame, out_path: Path, *, root: Path, raw_
             x[start:start + len(block)] = x[block]
     arrays = {"x": x[:len(kept)], "y": manifest["label"].to_numpy(np.uint8)[kept],
               "paths": manifest["path"].to_numpy(str)[kept]}
+    if (face_crop or {}).get("enabled"):
+        arrays["face_found"] = found[kept]
     if masks is not None:
         raw_rel = raw_dir.relative_to(root).as_posix() + "/"
         m = np.zeros((len(kept), size, size), dtype=np.uint8)
         for row, idx in enumerate(kept):
             name = manifest["path"].iloc[idx].removeprefix(raw_rel)
             if name in masks:
-                m[row] = resize_mask(masks[name], size, crop)
+                m[row] = resize_mask(masks[name], size, crop, boxes[idx])
         arrays["masks"] = m
     with atomic_path(out_path) as tmp:
         savez(tmp, **arrays)

@@ -21,7 +21,16 @@ import pandas as pd
 
 from .errors import ImageRejected
 from .figures import pyplot
-from .images import check_file, is_image_path, is_utf8, readable_name
+from .file_audit import inspect_files, shortcut_audit
+from .images import check_file, is_image_path, is_utf8, load_image, readable_name
+from .near_duplicates import (
+    FRAME,
+    ZOOMS,
+    candidates,
+    components,
+    confirmed,
+    thumbnails,
+)
 
 SPLITS = ("train", "val", "test")
 SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val",
@@ -149,6 +158,42 @@ def drop_duplicates(df: pd.DataFrame):
     return df[~dup].drop(columns="_order"), rejected
 
 
+def group_near_duplicates(df: pd.DataFrame, fingerprints: pd.Series, bound: int,
+                          root: Path):
+    """``df`` with the ``group`` of every perceptual near-duplicate set (``near_duplicates``)
+    shared by its members, merged with any ``group_regex`` group they touch, so that a set
+    never straddles splits; and its counts for ``metrics/data.json``. A set spanning both
+    classes is a label conflict, counted and kept together: a fake made from a real photo
+    is near-identical to it, and dropping both would drop the pair a detector learns from."""
+    df = df.reset_index(drop=True)
+    known = np.flatnonzero(fingerprints.reset_index(drop=True).notna().to_numpy())
+    hashes = np.array([fingerprints.iloc[i] for i in known], np.uint64).reshape(-1, len(ZOOMS))
+    found = candidates(hashes, bound)
+    found[:, :2] = known[found[:, :2]]
+    thumbs = {}
+    for i in np.unique(found[:, :2]):
+        try:
+            thumbs[int(i)] = thumbnails(load_image(root / df.at[i, "path"], FRAME))
+        except ImageRejected:  # gone or changed since it was hashed: not confirmed
+            pass
+    near = confirmed(found, thumbs)
+    named = df.index[df["group"] != ""].to_numpy()
+    first_of = df.loc[named].groupby("group").head(1)
+    first_of = pd.Series(first_of.index, index=first_of["group"])
+    chains = np.stack([df.loc[named, "group"].map(first_of).to_numpy(), named], axis=1)
+    near_sets = pd.Series(components(len(df), near))
+    in_near = near_sets.duplicated(keep=False)
+    joined = pd.Series(components(len(df), np.concatenate([near, chains.reshape(-1, 2)])))
+    for unit in joined[in_near].unique():
+        members = joined.index[joined == unit]
+        regex_names = sorted(n for n in df.loc[members, "group"] if n)
+        df.loc[members, "group"] = (regex_names[0] if regex_names
+                                    else "near:" + df.at[members[0], "sha256"][:16])
+    classes = df.loc[in_near, "label"].groupby(near_sets[in_near]).nunique()
+    return df, {"hamming_bound": int(bound), "groups": int(len(classes)),
+                "images": int(in_near.sum()), "label_conflict_groups": int((classes > 1).sum())}
+
+
 def assign_splits(df: pd.DataFrame, fractions: dict[str, float], seed: int,
                   keep_existing: bool) -> tuple[pd.Series, dict]:
     """The split of every row, and notes on how it was decided."""
@@ -198,9 +243,12 @@ def summarise(split_frames: dict[str, pd.DataFrame], rejected: list[dict], note:
 
 
 def split_dataset(raw_dir: Path, root: Path, *, class_names: dict, fractions: dict, seed: int,
-                  keep_existing: bool, group_regex: str | None, max_bytes: int | None = None):
+                  keep_existing: bool, group_regex: str | None, max_bytes: int | None = None,
+                  near_duplicate_bits: int | None = None, audit: bool = False):
     """Returns ({split: manifest DataFrame}, rejected rows, summary for metrics/data.json).
-    Files past ``max_bytes`` are listed ``too_large`` without being read (not even hashed)."""
+    Files past ``max_bytes`` are listed ``too_large`` without being read (not even hashed).
+    ``near_duplicate_bits``: group perceptual near-duplicates within that Hamming bound;
+    ``audit``: add the shortcut audit (``file_audit``) to the summary."""
     df, rejected = scan(raw_dir, root, class_names, group_regex, max_bytes)
     if df.empty:
         raise ValueError(f"No labelled images under {raw_dir}: expected class folders named "
@@ -213,10 +261,21 @@ def split_dataset(raw_dir: Path, root: Path, *, class_names: dict, fractions: di
         raise ValueError(f"Only one class found: {int(classes.iloc[0])} {have} images and no "
                          f"{lack} ones under {raw_dir} (folder words for {lack}: "
                          f"{class_names[lack]}). A detector needs both.")
+    facts = None
+    if near_duplicate_bits is not None or audit:
+        facts = inspect_files([str(root / p) for p in df["path"]], max_bytes)
+    near = None
+    if near_duplicate_bits is not None:
+        df, near = group_near_duplicates(df, facts["phash"], near_duplicate_bits, root)
     df["split"], note = assign_splits(df, fractions, seed, keep_existing)
     frames = {s: df[df["split"] == s].sort_values("path")[MANIFEST_COLUMNS].reset_index(drop=True)
               for s in SPLITS}
-    return frames, rejected, summarise(frames, rejected, note)
+    summary = summarise(frames, rejected, note)
+    if near is not None:
+        summary["near_duplicates"] = near
+    if audit:
+        summary["shortcut_audit"] = shortcut_audit(facts, df["label"], seed)
+    return frames, rejected, summary
 
 
 def class_count_figure(summary: dict, path: Path) -> None:
