@@ -3,14 +3,16 @@ one split, distinct faces are not merged, the banded search misses nothing, and 
 that give the class away are caught."""
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
-from helpers import write_faces
+from conftest import ROOT
+from helpers import mini_project, run_stage, write_faces
 from PIL import Image
 
 from deepfake_detector.file_audit import jpeg_quality, shortcut_warning
-from deepfake_detector.near_duplicates import components, near_pairs
+from deepfake_detector.near_duplicates import ZOOMS, candidates, components
 from deepfake_detector.splitting import split_dataset
 
 CLASSES = {"real": ["real"], "fake": ["fake"]}
@@ -40,17 +42,21 @@ def altered(path, how: str) -> bytes:
 
 
 def test_the_banded_search_finds_exactly_the_pairs_within_the_bound():
+    """Against brute force: every pair of hashes of two images within the bound, one of them
+    a whole frame, and nothing else."""
     rng = np.random.default_rng(3)
-    hashes = rng.integers(0, 2**63, 400, dtype=np.uint64) * np.uint64(2) + rng.integers(
-        0, 2, 400, dtype=np.uint64)
-    for i in range(0, 80, 2):  # plant pairs differing in 0..8 bits
+    hashes = rng.integers(0, 2**63, (120, len(ZOOMS)), dtype=np.uint64) * np.uint64(2)
+    for i in range(0, 60, 2):  # plant images whose hash i % 5 is 0..8 bits from a frame
         bits = rng.choice(64, size=i % 9, replace=False)
-        hashes[i + 1] = hashes[i] ^ np.uint64(sum(1 << int(b) for b in bits))
+        hashes[i + 1, i % 5] = hashes[i, 0] ^ np.uint64(sum(1 << int(b) for b in bits))
+    flat = hashes.reshape(-1)
+    image, zoom = np.divmod(np.arange(len(flat)), len(ZOOMS))
     for bound in (0, 3, 6, 8):
-        got = {tuple(p) for p in near_pairs(hashes, bound)}
-        distance = np.bitwise_count(hashes[:, None] ^ hashes[None])
-        want = {(i, j) for i, j in zip(*np.nonzero(distance <= bound)) if i < j}
-        assert got == want and len(want) >= 4 * (bound // 2)
+        got = {tuple(map(int, row)) for row in candidates(hashes, bound)}
+        close = np.bitwise_count(flat[:, None] ^ flat[None]) <= bound
+        want = {(image[a], image[b], zoom[a], zoom[b]) for a, b in zip(*np.nonzero(close))
+                if image[a] < image[b] and 0 in (zoom[a], zoom[b])}
+        assert got == want and len(want) >= 3 * (bound // 2)
     assert components(5, np.array([[0, 3], [3, 4]])).tolist() == [0, 1, 2, 0, 0]
 
 
@@ -125,3 +131,41 @@ def test_grouping_off_leaves_groups_alone(tmp_path):
     frames, _, summary = run(raw, tmp_path, near_duplicate_bits=None)
     assert "near_duplicates" not in summary
     assert all((f["group"] == "").all() for f in frames.values())
+
+
+def test_a_set_joins_the_regex_group_it_touches_and_given_splits_move_together(tmp_path):
+    """A copy of a frame of video 7 joins video 7's group (named by the regex); a copy
+    placed in test/ of an image given in train/ moves to train with it."""
+    raw = tmp_path / "raw"
+    frames = write_faces(raw / "train" / "real", 12, False)
+    (raw / "train" / "real" / "vid7_a.jpg").write_bytes(frames[0].read_bytes())
+    frames[0].unlink()
+    (raw / "train" / "real" / "vid7_b.jpg").write_bytes(frames[1].read_bytes())
+    frames[1].unlink()
+    write_faces(raw / "train" / "fake", 12, True, start=500)
+    for split in ("val", "test"):
+        write_faces(raw / split / "real", 3, False, start=100 if split == "val" else 200)
+        write_faces(raw / split / "fake", 3, True, start=600 if split == "val" else 700)
+    (raw / "test" / "real" / "copy_of_a.jpg").write_bytes(
+        altered(raw / "train" / "real" / "vid7_a.jpg", "resized"))
+    (raw / "test" / "real" / "copy_of_2.jpg").write_bytes(altered(frames[2], "cropped"))
+    found, _, summary = run(raw, tmp_path, keep_existing=True, group_regex=r"(vid\d+)_")
+    rows = pd.concat([f.assign(split=s) for s, f in found.items()]).set_index("path")
+    video = rows.loc[["raw/train/real/vid7_a.jpg", "raw/train/real/vid7_b.jpg",
+                      "raw/test/real/copy_of_a.jpg"]]
+    assert set(video["group"]) == {"vid7"} and set(video["split"]) == {"train"}
+    pair = rows.loc[[frames[2].relative_to(tmp_path).as_posix(), "raw/test/real/copy_of_2.jpg"]]
+    assert pair["group"].nunique() == 1 and set(pair["split"]) == {"train"}
+    assert summary["split"] == {"mode": "given", "moved_for_groups": 2}
+    assert summary["near_duplicates"]["groups"] == 2
+
+
+def test_the_stage_fails_on_a_shortcut_when_told_to(tmp_path):
+    project = mini_project(tmp_path / "project", ROOT, {"split.shortcut_audit": "fail"})
+    write_faces(project / "data/raw/real", 30, False, ext=".png")
+    write_faces(project / "data/raw/fake", 30, True, start=500)
+    done = run_stage(project, "split")
+    assert done.returncode == 1 and "split.shortcut_audit: fail" in done.stderr
+    assert "Traceback" not in done.stderr
+    audit = json.loads((project / "metrics/data.json").read_text())["shortcut_audit"]
+    assert audit["auc"] > 0.9  # written first, so the figures are there to read

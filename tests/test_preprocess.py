@@ -131,3 +131,15 @@ def test_memory_stays_bounded_for_150k_images(tmp_path):
     print(f"peak RSS {peak / 2**20:.0f} MiB; output arrays {output / 2**20:.0f} MiB; "
           f"at start {base / 2**20:.0f} MiB")
     assert peak - base < output + 300 * 2**20
+
+
+def test_a_mask_is_framed_by_the_box_its_image_was_framed_by():
+    """With a face crop the preprocess stage frames each mask by its image's box (fractions
+    of the image), so a mask at another resolution still lines up."""
+    from deepfake_detector.images import resize_mask
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 48:] = 1  # the right quarter
+    framed = resize_mask(mask, 16, box=(0.5, 0.25, 1.0, 0.75))  # the right half, centred
+    assert framed[:, 8:].all() and not framed[:, :8].any()
+    assert np.array_equal(resize_mask(mask, 16), resize_mask(mask, 16, box=(0, 0, 1, 1)))

@@ -139,7 +139,7 @@ def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cf
     """Evaluate one model. Its temperature and threshold are fitted on its own validation
     scores (``val_scores``, written by the stage that made it: the test split never moves
     either); then the test split is scored clean and perturbed. Writes ``out.settings(name)``
-    (what serving needs: ``serving``, i.e. ``model_settings.settings_for_defaults(params)``,
+    (what serving needs: ``serving``, i.e. ``model_settings.trained_settings(params)``,
     with the fitted values), ``out.metrics(name)`` (the report) and the plot data ``out.plot(kind,
     name)``; ``out`` is a ``paths.Workspace``. ``val`` needs ``y`` and ``paths``, ``test``
     ``x`` and ``y``; ``cfg`` is ``params['evaluate']``. Returns ``{settings, metrics}``."""

@@ -77,7 +77,7 @@ def inspect_files(paths: list[str], max_bytes: int | None = None,
     with tqdm(total=len(paths), desc="inspect", unit="img", disable=None) as bar, \
             ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
         rows = []
-        for facts in pool.map(lambda p: file_facts(p, max_bytes), paths, chunksize=64):
+        for facts in pool.map(lambda p: file_facts(p, max_bytes), paths):
             rows.append(facts)
             bar.update()
     return pd.DataFrame(rows, columns=FACT_COLUMNS, index=range(len(paths)))

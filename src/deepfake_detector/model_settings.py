@@ -12,11 +12,12 @@ from pathlib import Path
 SETTINGS_SCHEMA_VERSION = 1
 
 
-def face_crop_settings(pre: dict) -> dict:
-    """The face crop ``preprocess`` (``pre``) gives training and test images, in the form
-    ``faces.frame_image`` and the model settings take."""
-    return {"enabled": bool(pre["face_crop"]), "margin": pre["face_margin"],
-            "min_fraction": pre["face_min_fraction"]}
+def face_crop_settings(section: dict) -> dict:
+    """The face crop that ``preprocess`` (or, for a model with no framing recorded,
+    ``serve``) asks for: its ``face_crop``, ``face_margin`` and ``face_min_fraction`` keys, in
+    the form ``faces.frame_image`` and the model settings take."""
+    return {"enabled": bool(section["face_crop"]), "margin": section["face_margin"],
+            "min_fraction": section["face_min_fraction"]}
 
 
 def trained_settings(params: dict) -> dict:
@@ -31,13 +32,10 @@ def trained_settings(params: dict) -> dict:
 
 
 def settings_for_defaults(params: dict) -> dict:
-    """Settings for a model file with none recorded: its framing is unknown, so
-    ``serve.face_crop`` decides (as it did for every model before framings were recorded)."""
-    serve = params["serve"]
+    """Settings for a model file with no settings file beside it: its framing is unknown, so
+    ``serve.face_crop`` decides."""
     settings = {k: v for k, v in trained_settings(params).items() if k != "framing"}
-    return {**settings, "face_crop": {"enabled": bool(serve["face_crop"]),
-                                      "margin": serve["face_margin"],
-                                      "min_fraction": serve["face_min_fraction"]}}
+    return {**settings, "face_crop": face_crop_settings(params["serve"])}
 
 
 def check_settings(settings, source: str) -> dict:

@@ -202,7 +202,7 @@ SPEC = {
                             "val": Key(number(0, 1, above=0), 0.15),
                             "test": Key(number(0, 1, above=0), 0.15)},
               "group_regex": Key(regex, None),
-              "near_duplicate_bits": Key(optional(integer(0, 63)), 6),
+              "near_duplicate_bits": Key(optional(integer(0, 12)), 6),
               "shortcut_audit": Key(choice("warn", "fail"), "warn"),
               "shortcut_max_auc": Key(number(0.5, 1), 0.7)},
     "preprocess": {"image_size": Key(integer(16, 1024), 64),

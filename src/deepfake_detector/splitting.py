@@ -23,14 +23,7 @@ from .errors import ImageRejected
 from .figures import pyplot
 from .file_audit import inspect_files, shortcut_audit
 from .images import check_file, is_image_path, is_utf8, load_image, readable_name
-from .near_duplicates import (
-    FRAME,
-    ZOOMS,
-    candidates,
-    components,
-    confirmed,
-    thumbnails,
-)
+from .near_duplicates import FRAME, group_near_duplicates, thumbnails
 
 SPLITS = ("train", "val", "test")
 SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val",
@@ -158,42 +151,6 @@ def drop_duplicates(df: pd.DataFrame):
     return df[~dup].drop(columns="_order"), rejected
 
 
-def group_near_duplicates(df: pd.DataFrame, fingerprints: pd.Series, bound: int,
-                          root: Path):
-    """``df`` with the ``group`` of every perceptual near-duplicate set (``near_duplicates``)
-    shared by its members, merged with any ``group_regex`` group they touch, so that a set
-    never straddles splits; and its counts for ``metrics/data.json``. A set spanning both
-    classes is a label conflict, counted and kept together: a fake made from a real photo
-    is near-identical to it, and dropping both would drop the pair a detector learns from."""
-    df = df.reset_index(drop=True)
-    known = np.flatnonzero(fingerprints.reset_index(drop=True).notna().to_numpy())
-    hashes = np.array([fingerprints.iloc[i] for i in known], np.uint64).reshape(-1, len(ZOOMS))
-    found = candidates(hashes, bound)
-    found[:, :2] = known[found[:, :2]]
-    thumbs = {}
-    for i in np.unique(found[:, :2]):
-        try:
-            thumbs[int(i)] = thumbnails(load_image(root / df.at[i, "path"], FRAME))
-        except ImageRejected:  # gone or changed since it was hashed: not confirmed
-            pass
-    near = confirmed(found, thumbs)
-    named = df.index[df["group"] != ""].to_numpy()
-    first_of = df.loc[named].groupby("group").head(1)
-    first_of = pd.Series(first_of.index, index=first_of["group"])
-    chains = np.stack([df.loc[named, "group"].map(first_of).to_numpy(), named], axis=1)
-    near_sets = pd.Series(components(len(df), near))
-    in_near = near_sets.duplicated(keep=False)
-    joined = pd.Series(components(len(df), np.concatenate([near, chains.reshape(-1, 2)])))
-    for unit in joined[in_near].unique():
-        members = joined.index[joined == unit]
-        regex_names = sorted(n for n in df.loc[members, "group"] if n)
-        df.loc[members, "group"] = (regex_names[0] if regex_names
-                                    else "near:" + df.at[members[0], "sha256"][:16])
-    classes = df.loc[in_near, "label"].groupby(near_sets[in_near]).nunique()
-    return df, {"hamming_bound": int(bound), "groups": int(len(classes)),
-                "images": int(in_near.sum()), "label_conflict_groups": int((classes > 1).sum())}
-
-
 def assign_splits(df: pd.DataFrame, fractions: dict[str, float], seed: int,
                   keep_existing: bool) -> tuple[pd.Series, dict]:
     """The split of every row, and notes on how it was decided."""
@@ -263,10 +220,19 @@ def split_dataset(raw_dir: Path, root: Path, *, class_names: dict, fractions: di
                          f"{class_names[lack]}). A detector needs both.")
     facts = None
     if near_duplicate_bits is not None or audit:
+        df = df.reset_index(drop=True)
         facts = inspect_files([str(root / p) for p in df["path"]], max_bytes)
     near = None
     if near_duplicate_bits is not None:
-        df, near = group_near_duplicates(df, facts["phash"], near_duplicate_bits, root)
+        def thumbnails_of(row: int):
+            try:
+                return thumbnails(load_image(root / df.at[row, "path"], FRAME,
+                                             max_bytes=max_bytes))
+            except ImageRejected:  # gone or changed since it was hashed: not confirmed
+                return None
+
+        df, near = group_near_duplicates(df, facts["phash"], near_duplicate_bits,
+                                         thumbnails_of)
     df["split"], note = assign_splits(df, fractions, seed, keep_existing)
     frames = {s: df[df["split"] == s].sort_values("path")[MANIFEST_COLUMNS].reset_index(drop=True)
               for s in SPLITS}

@@ -107,7 +107,7 @@ async function send(file) {
   }
   const e = ex.body;
   $("images").replaceChildren(
-    figure("face crop used", e.images.input),
+    figure("the image as the model saw it", e.images.input),
     figure("LIME: regions for fake", e.images.lime_positive),
     figure("LIME: fake (green) / real (red)", e.images.lime_both),
     figure("Grad-CAM", e.images.gradcam));
