@@ -114,7 +114,9 @@ def test_plot_data_summary_and_figures(tmp_path):
         p = np.clip(P + shift, 0, 1)
         results[name] = {**binary_metrics(Y, p, 0.5), "temperature": 1.0,
                          "ece_uncalibrated": 0.1,
-                         "robustness": {"jpeg": binary_metrics(Y, P[::-1], 0.5)}}
+                         "robustness": {"jpeg@50": binary_metrics(Y, P[::-1], 0.5),
+                                        "jpeg@30": binary_metrics(Y, 1 - P, 0.5),
+                                        "blur@1": binary_metrics(Y, P, 0.5)}}
         reporting.write_plot_data(out, name, Y, p, 0.5)
         reporting.write_robustness_data(out, name, results[name])
     roc = pd.read_csv(tmp_path / "metrics/plots/roc/a.csv")
@@ -125,7 +127,14 @@ def test_plot_data_summary_and_figures(tmp_path):
                                                                              "precision"]
     reporting.write_summary(tmp_path / "summary.csv", results)
     summary = pd.read_csv(tmp_path / "summary.csv")
-    assert summary["model"].tolist() == ["a", "b"] and "accuracy_jpeg" in summary.columns
+    assert summary["model"].tolist() == ["a", "b"]
+    assert {"accuracy_jpeg@30", "real_called_fake_blur@1", "roc_auc_ci_low"} <= set(
+        summary.columns)
+    # a severity curve starts at the clean point, then follows the listed levels
+    curves = reporting.severity_curves(reporting.read_plot_data(out.plot("robustness", "a")),
+                                       "accuracy")
+    assert curves["jpeg"][0] == [100, 50.0, 30.0] and curves["blur"][0] == [0, 1.0]
+    assert curves["jpeg"][1][0] == pytest.approx(results["a"]["accuracy"], abs=1e-6)
     figures = reporting.write_figures(out, results)
     assert sorted(f.name for f in figures) == ["calibration.png", "confusion.png", "pr.png",
                                                "robustness.png", "roc.png"]
@@ -169,7 +178,9 @@ def test_run_writes_settings_report_and_plot_data_and_test_data_moves_neither(tm
     p_val = compiled_predict(model)(val["x"])
     datasets.write_val_scores(out.val_scores("tiny"), p_val, val["paths"])
     cfg = {"threshold": "max_accuracy", "target_fake_recall": 0.95,
-           "calibration": "temperature", "robustness": {"jpeg": 50, "blur": 1.0, "rescale": 0.5}}
+           "calibration": "temperature", "robustness": {"jpeg": [50], "blur": [1.0, 2.0],
+                                                         "rescale": [0.5]},
+           "bootstrap": {"resamples": 200, "seed": 0}}
     serving = {"image_size": 16, "centre_crop": 1.0, "max_pixels": 1000, "temperature": 1.0,
                "threshold": 0.5, "face_crop": {"enabled": False}}
     val_labels = {"y": val["y"], "paths": val["paths"]}  # what the stage loads of validation
@@ -184,13 +195,18 @@ def test_run_writes_settings_report_and_plot_data_and_test_data_moves_neither(tm
     assert settings["threshold"] == fitted["threshold"] != 0.5
     assert settings["temperature"] == fitted["temperature"] != 1.0
     report = json.loads(out.metrics("tiny").read_text())
-    assert report["n"] == 40 and set(report["robustness"]) == {"jpeg", "blur", "rescale"}
+    assert report["n"] == 40
+    assert list(report["robustness"]) == ["jpeg@50", "blur@1", "blur@2", "rescale@0.5"]
+    assert report["roc_auc_ci_low"] <= report["roc_auc"] <= report["roc_auc_ci_high"]
+    assert report["real_called_fake"] == pytest.approx(1 - report["recall_real"])
     assert report["threshold"] == settings["threshold"]  # in the report too, for its readers
     for kind in ("roc", "pr", "calibration", "confusion", "robustness"):
         assert out.plot(kind, "tiny").stat().st_size > 20, kind
     shaken = pd.read_csv(out.plot("robustness", "tiny"))
-    assert shaken["condition"].tolist() == ["clean", "jpeg", "blur", "rescale"]
-    assert list(shaken.columns) == ["condition", "accuracy", "recall", "roc_auc"]
+    assert shaken["condition"].tolist() == ["clean", "jpeg@50", "blur@1", "blur@2",
+                                            "rescale@0.5"]
+    assert list(shaken.columns) == ["condition", "accuracy", "recall", "roc_auc",
+                                    "real_called_fake"]
     assert shaken["accuracy"].iloc[0] == pytest.approx(report["accuracy"], abs=1e-6)
 
     # other test images and labels: other metrics, the same settings
@@ -211,3 +227,37 @@ def test_run_writes_settings_report_and_plot_data_and_test_data_moves_neither(tm
     with pytest.raises(ValueError, match="other images than the validation split"):
         evaluation.run("tiny", out.model("tiny"), out.val_scores("tiny"), val_labels, test, cfg,
                        serving, out)
+
+
+def test_harm_metrics_count_reals_called_fake_and_each_familys_recall():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.1, 0.9, 0.2, 0.3, 0.8, 0.2, 0.9, 0.9])
+    family = np.array(["", "", "", "", "face_swap", "face_swap", "eye_mismatch", "eye_mismatch"])
+    assert evaluation.harm_metrics(y, p, 0.5, family) == {
+        "real_called_fake": 0.25, "recall_eye_mismatch": 1.0, "recall_face_swap": 0.5}
+    assert evaluation.harm_metrics(y, p, 0.5) == {"real_called_fake": 0.25}
+
+
+def test_bootstrap_intervals_hold_the_estimate_and_narrow_with_more_images():
+    rng = np.random.default_rng(1)
+
+    def scores(n):
+        y = rng.integers(0, 2, n)
+        return y, np.clip(0.5 + 0.25 * (2 * y - 1) + rng.normal(0, 0.3, n), 0, 1)
+
+    cfg = {"resamples": 500, "seed": 3}
+    widths = []
+    for n in (100, 2000):
+        y, p = scores(n)
+        ci = evaluation.bootstrap_intervals(y, p, 0.5, cfg)
+        auc = skm.roc_auc_score(y, p)
+        assert ci["roc_auc_ci_low"] < auc < ci["roc_auc_ci_high"]
+        accuracy = ((p >= 0.5) == y).mean()
+        assert ci["accuracy_ci_low"] < accuracy < ci["accuracy_ci_high"]
+        widths.append(ci["roc_auc_ci_high"] - ci["roc_auc_ci_low"])
+    assert widths[1] < widths[0] / 2  # narrower with 20 times the images
+    assert evaluation.bootstrap_intervals(y, p, 0.5, cfg) == evaluation.bootstrap_intervals(
+        y, p, 0.5, cfg)  # seeded
+    assert evaluation.bootstrap_intervals(y, p, 0.5, {"resamples": 0}) == {}
+    ties = np.round(p, 1)  # the rank AUC agrees with scikit-learn's, ties included
+    assert evaluation._auc_by_ranks(y, ties) == pytest.approx(skm.roc_auc_score(y, ties))

@@ -67,13 +67,19 @@ def test_evaluation_tables_figures_and_dvc_plots(pipeline, tmp_path):
     repo = pipeline["repo"]
     summary = pd.read_csv(repo / "metrics/summary.csv")
     assert summary["model"].tolist() == list(MODELS)
-    for column in ("roc_auc", "eer", "ece", "ece_uncalibrated", "temperature",
-                   "accuracy_jpeg", "accuracy_blur", "accuracy_rescale"):
+    for column in ("roc_auc", "roc_auc_ci_low", "roc_auc_ci_high", "eer", "ece",
+                   "ece_uncalibrated", "temperature", "accuracy_jpeg@50", "accuracy_blur@1",
+                   "accuracy_rescale@0.5", "real_called_fake_blur@1"):
         assert summary[column].notna().all(), column
+    severities = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["robustness"]
+    conditions = [f"{kind}@{level:g}" for kind, levels in severities.items() for level in levels]
     for model in MODELS:
         metrics = json.loads((repo / f"metrics/{model}.json").read_text())
         assert metrics["temperature"] > 0
-        assert set(metrics["robustness"]) == {"jpeg", "blur", "rescale"}
+        assert list(metrics["robustness"]) == conditions
+        # the built-in fakes' families are known: each one's recall, clean and perturbed
+        families = {"recall_face_swap", "recall_gan_artifacts", "recall_eye_mismatch"}
+        assert families <= set(metrics) and families <= set(metrics["robustness"]["blur@1"])
         for kind in ("roc", "pr", "calibration", "confusion"):
             assert (repo / f"metrics/plots/{kind}/{model}.csv").stat().st_size > 20
     for figure in ("roc", "pr", "calibration", "confusion", "robustness"):

@@ -34,8 +34,9 @@ def test_preprocess_split_compacts_rows_and_masks(tmp_path):
     rel.insert(1, "data/raw/real/zz_empty.jpg")
     manifest = pd.DataFrame({"path": rel, "label": [0, 0, 0, 0, 0, 1, 1, 1]})
     masks = {f"fake/{p.name}": np.full((64, 64), 1, np.uint8) for p in paths[4:]}
+    families = {f"fake/{p.name}": "face_swap" for p in paths[4:]}
     rejected = preprocess_split(manifest, tmp_path / "out.npz", root=tmp_path, raw_dir=raw,
-                                size=32, max_pixels=10**8, masks=masks)
+                                size=32, max_pixels=10**8, masks=(masks, families))
     assert rejected == [{"file": "data/raw/real/zz_empty.jpg", "stage": "preprocess",
                          "reason": "zero_bytes"}]
     with np.load(tmp_path / "out.npz") as z:
@@ -44,6 +45,7 @@ def test_preprocess_split_compacts_rows_and_masks(tmp_path):
         assert z["paths"].tolist() == [r for r in rel if "empty" not in r]
         assert z["masks"].shape == (7, 32, 32)
         assert z["masks"][:4].max() == 0 and z["masks"][4:].min() == 1
+        assert z["family"].tolist() == [""] * 4 + ["face_swap"] * 3
         for i, p in enumerate(z["paths"]):
             assert np.array_equal(z["x"][i], load_image(tmp_path / p, 32))
 

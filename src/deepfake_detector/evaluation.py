@@ -108,30 +108,96 @@ def fit_on_validation(y_val: np.ndarray, p_val: np.ndarray, cfg: dict) -> dict:
     return {"temperature": temperature, "threshold": threshold}
 
 
-def evaluate_scores(y_val, p_val, y_test, p_test, cfg: dict) -> dict:
-    """The metrics of test scores, calibrated and thresholded with what validation chose."""
+def evaluate_scores(y_val, p_val, y_test, p_test, cfg: dict, family=None) -> dict:
+    """The metrics of test scores, calibrated and thresholded with what validation chose,
+    with the harm metrics and (``cfg['bootstrap']``) intervals."""
     fitted = fit_on_validation(y_val, p_val, cfg)
-    result = binary_metrics(y_test, apply_temperature(p_test, fitted["temperature"]),
-                            fitted["threshold"])
+    calibrated = apply_temperature(p_test, fitted["temperature"])
+    result = binary_metrics(y_test, calibrated, fitted["threshold"])
+    result.update(harm_metrics(y_test, calibrated, fitted["threshold"], family))
+    result.update(bootstrap_intervals(y_test, calibrated, fitted["threshold"],
+                                      cfg.get("bootstrap") or {}))
     result["temperature"] = fitted["temperature"]
     result["ece_uncalibrated"] = expected_calibration_error(
         np.asarray(y_test, dtype=np.float64), np.asarray(p_test, dtype=np.float64))
     return result
 
 
+def harm_metrics(y: np.ndarray, p: np.ndarray, threshold: float,
+                 family: np.ndarray | None = None) -> dict:
+    """The false accusation rate ``real_called_fake`` (reals at or past ``threshold``) and,
+    when the fakes' manipulation ``family`` is known, ``recall_<family>`` for each."""
+    y = np.asarray(y).astype(int)
+    called_fake = np.asarray(p) >= threshold
+    reals = y == 0
+    out = {"real_called_fake": float(called_fake[reals].mean()) if reals.any() else None}
+    if family is not None:
+        for name in sorted({str(f) for f in family[y == 1]} - {""}):
+            mine = (y == 1) & (family == name)
+            out[f"recall_{name}"] = float(called_fake[mine].mean())
+    return out
+
+
+def condition_name(kind: str, level) -> str:
+    """``jpeg@50``, ``blur@1``, ``rescale@0.5``: one severity of one perturbation."""
+    return f"{kind}@{float(level):g}"
+
+
 def robustness(predict, test: dict, perturbations: dict, fitted: dict) -> dict:
-    """The metrics of the test images re-shared (``evaluate.robustness``: JPEG quality, blur
-    sigma, rescale factor; null skips one), with the temperature and threshold of ``fitted``."""
+    """The metrics of the test images re-shared at each severity of ``evaluate.robustness``
+    (lists of JPEG qualities, blur sigmas, rescale factors; an empty list skips a kind), with
+    the temperature and threshold of ``fitted``: ``{"jpeg@50": {...}, ...}``."""
     from .datasets import perturb
 
     shaken = {}
-    for kind, value in perturbations.items():
-        if value is None:
-            continue
-        p = apply_temperature(predict(perturb(test["x"], kind, value)), fitted["temperature"])
-        shaken[kind] = {k: v for k, v in binary_metrics(test["y"], p, fitted["threshold"]).items()
-                        if k not in ("confusion", "threshold", "n")}
+    for kind, levels in perturbations.items():
+        for level in levels or []:
+            p = apply_temperature(predict(perturb(test["x"], kind, level)),
+                                  fitted["temperature"])
+            metrics = binary_metrics(test["y"], p, fitted["threshold"])
+            metrics.update(harm_metrics(test["y"], p, fitted["threshold"], test.get("family")))
+            shaken[condition_name(kind, level)] = {
+                k: v for k, v in metrics.items() if k not in ("confusion", "threshold", "n")}
     return shaken
+
+
+def _auc_by_ranks(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC AUC by the Mann-Whitney statistic (ties share ranks): sklearn's value, faster for
+    the thousand resamples of a bootstrap."""
+    from scipy.stats import rankdata
+
+    positives = y == 1
+    n_pos, n_neg = positives.sum(), len(y) - positives.sum()
+    if n_pos == 0 or n_neg == 0:
+        return np.nan
+    ranks = rankdata(p)
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def bootstrap_intervals(y: np.ndarray, p: np.ndarray, threshold: float, cfg: dict,
+                        level: float = 0.95) -> dict:
+    """Percentile bootstrap intervals of ROC AUC and accuracy (``evaluate.bootstrap``:
+    ``resamples``, 0 for none, and ``seed``), as flat keys ``roc_auc_ci_low`` … so that
+    ``dvc metrics show`` lists them. Images are resampled with replacement, the threshold held."""
+    resamples = int(cfg.get("resamples") or 0)
+    y = np.asarray(y).astype(int)
+    if resamples == 0 or len(y) == 0:
+        return {}
+    p = np.asarray(p, dtype=np.float64)
+    correct = (p >= threshold).astype(int) == y
+    rng = np.random.default_rng(cfg.get("seed", 0))
+    aucs, accuracies = np.empty(resamples), np.empty(resamples)
+    for i in range(resamples):
+        idx = rng.integers(0, len(y), len(y))
+        aucs[i], accuracies[i] = _auc_by_ranks(y[idx], p[idx]), correct[idx].mean()
+    tails = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    out = {}
+    for name, values in (("roc_auc", aucs), ("accuracy", accuracies)):
+        values = values[~np.isnan(values)]
+        low, high = np.percentile(values, tails) if len(values) else (None, None)
+        out[f"{name}_ci_low"] = None if low is None else float(low)
+        out[f"{name}_ci_high"] = None if high is None else float(high)
+    return out
 
 
 def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cfg: dict,
@@ -153,7 +219,7 @@ def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cf
     p_val = datasets.read_val_scores(val_scores, val["paths"])
     predict = compiled_predict(keras.models.load_model(model_file, compile=False))
     p_test = predict(test["x"])
-    report = evaluate_scores(val["y"], p_val, test["y"], p_test, cfg)
+    report = evaluate_scores(val["y"], p_val, test["y"], p_test, cfg, test.get("family"))
     report["robustness"] = robustness(predict, test, cfg["robustness"], report)
     settings = {"schema_version": SETTINGS_SCHEMA_VERSION, "model": name, **serving,
                 "temperature": report["temperature"], "threshold": report["threshold"]}

@@ -55,7 +55,7 @@ NOTES = {
     "training.deterministic": "bit-identical reruns (one inter-op thread); false is faster on "
                               "many cores",
     "training.max_steps_per_epoch": "cap batches per epoch (smoke tests, memory checks)",
-    "training.augment": "robustness augmentation; off for the study's numbers",
+    "training.augment": "robustness augmentation, on by default (the study trained without)",
     "training.augment.flip": "mirror half the images",
     "training.augment.shift": "shift by up to shift_fraction of the side (edges reflected)",
     "training.augment.colour": "brightness, contrast and saturation by up to colour_strength",
@@ -84,7 +84,8 @@ NOTES = {
     "evaluate.threshold": "chosen on validation: max_accuracy | eer | fake_recall | a number",
     "evaluate.target_fake_recall": "for threshold: fake_recall (catch this share of fakes)",
     "evaluate.calibration": "temperature scaling fitted on validation | none",
-    "evaluate.robustness": "test images re-shared: JPEG quality, blur sigma, rescale factor",
+    "evaluate.robustness": "test images re-shared at each severity ([] skips a kind)",
+    "evaluate.bootstrap": "95% intervals of ROC AUC and accuracy (resamples 0: none)",
     "explain.model": "LIME, occlusion and activations for this one (the study's choice)",
     "explain.n_images": "test images explained: half fakes, half reals, right and wrong",
     "explain.num_samples": "LIME perturbations per image",

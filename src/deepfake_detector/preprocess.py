@@ -58,21 +58,25 @@ def decode_files(paths: list[str], size: int, max_pixels: int, workers: int | No
     return x, keep, reasons, boxes, found
 
 
-def load_masks(raw_dir: Path) -> dict[str, np.ndarray] | None:
-    """Manipulation masks of the built-in data, keyed by path relative to ``raw_dir``."""
+def load_masks(raw_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, str]] | None:
+    """Manipulation masks and families of the built-in data (``synthetic.generate``), keyed by
+    path relative to ``raw_dir``; None for other data."""
     path = raw_dir / "masks.npz"
     if not path.exists():
         return None
     with np.load(path) as z:
-        return dict(zip(z["names"].tolist(), z["masks"]))
+        names = z["names"].tolist()
+        families = z["families"].tolist() if "families" in z.files else [""] * len(names)
+        return dict(zip(names, z["masks"])), dict(zip(names, families))
 
 
 def preprocess_split(manifest: pd.DataFrame, out_path: Path, *, root: Path, raw_dir: Path,
-                     size: int, max_pixels: int, masks: dict | None, workers=None,
+                     size: int, max_pixels: int, masks: tuple | None, workers=None,
                      crop: float = 1.0, max_bytes: int | None = MAX_FILE_MB * MB,
                      face_crop: dict | None = None):
     """Write one split's ``.npz``; returns the rejected rows. With ``face_crop`` enabled the
-    ``.npz`` also holds ``face_found`` (per image: whether it is framed on a face)."""
+    ``.npz`` also holds ``face_found`` (per image: whether it is framed on a face); with
+    ``masks`` (``load_masks``), ``masks`` and ``family`` ("" for a real face)."""
     files = [str(root / p) for p in manifest["path"]]
     x, keep, reasons, boxes, found = decode_files(
         files, size, max_pixels, workers, desc=out_path.stem, crop=crop, max_bytes=max_bytes,
@@ -90,12 +94,16 @@ def preprocess_split(manifest: pd.DataFrame, out_path: Path, *, root: Path, raw_
         arrays["face_found"] = found[kept]
     if masks is not None:
         raw_rel = raw_dir.relative_to(root).as_posix() + "/"
+        by_name, family_by_name = masks
         m = np.zeros((len(kept), size, size), dtype=np.uint8)
+        families = []
         for row, idx in enumerate(kept):
             name = manifest["path"].iloc[idx].removeprefix(raw_rel)
-            if name in masks:
-                m[row] = resize_mask(masks[name], size, crop, boxes[idx])
+            if name in by_name:
+                m[row] = resize_mask(by_name[name], size, crop, boxes[idx])
+            families.append(family_by_name.get(name, ""))
         arrays["masks"] = m
+        arrays["family"] = np.array(families, dtype=str)
     with atomic_path(out_path) as tmp:
         savez(tmp, **arrays)
     return [{"file": manifest["path"].iloc[i], "stage": "preprocess", "reason": r}

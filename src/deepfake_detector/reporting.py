@@ -15,9 +15,10 @@ from .atomic import atomic_path
 from .figures import pyplot
 from .scoring import CLASS_NAMES, label
 
-SUMMARY_COLUMNS = ["model", "accuracy", "precision", "recall", "f1", "roc_auc",
+SUMMARY_COLUMNS = ["model", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "precision",
+                   "recall", "f1", "roc_auc", "roc_auc_ci_low", "roc_auc_ci_high",
                    "average_precision", "eer", "log_loss", "brier", "ece", "ece_uncalibrated",
-                   "temperature", "threshold"]
+                   "real_called_fake", "temperature", "threshold"]
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:
@@ -47,11 +48,14 @@ def write_plot_data(out, name: str, y: np.ndarray, p: np.ndarray, threshold: flo
                zip(CLASS_NAMES[np.asarray(y, int)], label(p, threshold)))
 
 
-ROBUSTNESS_COLUMNS = ["condition", "accuracy", "recall", "roc_auc"]
+ROBUSTNESS_COLUMNS = ["condition", "accuracy", "recall", "roc_auc", "real_called_fake"]
+# The level at which each perturbation leaves an image as it was: a severity curve's start.
+CLEAN_LEVEL = {"jpeg": 100, "blur": 0, "rescale": 1}
 
 
 def write_robustness_data(out, name: str, report: dict) -> None:
-    """One row per test condition (clean, then each perturbation) of a model's report."""
+    """One row per test condition (clean, then each perturbation at each severity, named
+    ``kind@level``) of a model's report."""
     rows = [("clean", report)] + list(report.get("robustness", {}).items())
     _write_csv(out.plot("robustness", name), ROBUSTNESS_COLUMNS,
                ([condition] + [None if m.get(k) is None else round(float(m[k]), 6)
@@ -73,12 +77,15 @@ def read_plot_data(path: Path) -> dict[str, np.ndarray]:
 
 
 def write_summary(path: Path, results: dict[str, dict]) -> None:
-    perturbations = sorted({k for r in results.values() for k in r.get("robustness", {})})
-    header = SUMMARY_COLUMNS + [f"accuracy_{k}" for k in perturbations]
+    """One row per model: ``SUMMARY_COLUMNS``, then accuracy and reals called fake at each
+    severity (``accuracy_jpeg@50``, ``real_called_fake_jpeg@50``, …)."""
+    conditions = list(dict.fromkeys(k for r in results.values() for k in r.get("robustness", {})))
+    per_condition = [(metric, c) for c in conditions for metric in ("accuracy", "real_called_fake")]
+    header = SUMMARY_COLUMNS + [f"{metric}_{c}" for metric, c in per_condition]
     rows = []
     for name, r in results.items():
         row = [name] + [r.get(k) for k in SUMMARY_COLUMNS[1:]]
-        row += [r.get("robustness", {}).get(k, {}).get("accuracy") for k in perturbations]
+        row += [r.get("robustness", {}).get(c, {}).get(metric) for metric, c in per_condition]
         rows.append([round(v, 4) if isinstance(v, float) else v for v in row])
     _write_csv(path, header, rows)
 
@@ -143,18 +150,45 @@ def write_figures(out, results: dict[str, dict]) -> list[Path]:
                yticklabels=["real", "fake"], xlabel="predicted", ylabel="actual", title=name)
     save(fig, "confusion")
 
-    shaken = {name: data("robustness", name) for name in results}
-    conditions = list(next(iter(shaken.values()))["condition"]) if shaken else ["clean"]
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    width = 0.8 / max(1, len(results))
-    for i, (name, rows) in enumerate(shaken.items()):
-        accuracy = dict(zip(rows["condition"], rows["accuracy"]))
-        values = [accuracy.get(c, np.nan) for c in conditions]
-        ax.bar(np.arange(len(conditions)) + i * width, values, width, label=name)
-    ax.set(xticks=np.arange(len(conditions)) + width * (len(results) - 1) / 2,
-           xticklabels=conditions, ylabel="test accuracy", ylim=(0, 1),
-           title="Robustness: test images re-compressed, blurred, rescaled")
-    ax.axhline(0.5, ls=":", color="grey")
-    ax.legend(loc="lower right", fontsize=8)
-    save(fig, "robustness")
+    save(severity_figure(plt, {name: data("robustness", name) for name in results}),
+         "robustness")
     return written
+
+
+def severity_curves(rows: dict[str, np.ndarray], column: str) -> dict[str, tuple[list, list]]:
+    """``{kind: (levels, values)}`` of one robustness CSV column, each curve starting at the
+    clean value (``CLEAN_LEVEL``)."""
+    values = dict(zip(rows["condition"], rows[column]))
+    curves = {}
+    for condition in rows["condition"]:
+        if "@" in condition:
+            kind, level = condition.split("@")
+            levels, ys = curves.setdefault(kind, ([CLEAN_LEVEL.get(kind, 0)],
+                                                  [values.get("clean", np.nan)]))
+            levels.append(float(level))
+            ys.append(values[condition])
+    return curves
+
+
+def severity_figure(plt, shaken: dict[str, dict]):
+    """Accuracy and the share of reals called fake against the severity of each perturbation
+    (JPEG quality falling, blur sigma rising, rescale factor falling), one line per model."""
+    kinds = sorted({c.split("@")[0] for rows in shaken.values() for c in rows["condition"]
+                    if "@" in c}) or ["jpeg"]
+    fig, axes = plt.subplots(2, len(kinds), figsize=(3.6 * len(kinds), 6), squeeze=False)
+    labels = {"jpeg": "JPEG quality", "blur": "blur sigma (px)", "rescale": "rescale factor"}
+    for row, (column, ylabel) in enumerate((("accuracy", "test accuracy"),
+                                            ("real_called_fake", "share of reals called fake"))):
+        for ax, kind in zip(axes[row], kinds):
+            for name, rows in shaken.items():
+                levels, ys = severity_curves(rows, column).get(kind, ([], []))
+                ax.plot(levels, ys, "o-", label=name)
+            if kind in ("jpeg", "rescale"):
+                ax.invert_xaxis()  # severity grows to the right
+            ax.set(xlabel=labels.get(kind, kind), ylabel=ylabel, ylim=(0, 1))
+            if column == "accuracy":
+                ax.axhline(0.5, ls=":", color="grey")
+    axes[0][0].legend(loc="lower left", fontsize=8)
+    fig.suptitle("Robustness: test images re-compressed, blurred, rescaled (left point: clean)")
+    fig.tight_layout()
+    return fig

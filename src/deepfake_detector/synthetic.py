@@ -218,13 +218,26 @@ def _eye_mismatch(p, rng, size):
     return img, mask > 0.3
 
 
+def _face_and_family(index: int, fake: bool, cfg: SyntheticConfig):
+    """The random stream of image ``index``, its face parameters and its family ("" for a
+    real face): the first draws of every image, so ``family_of`` needs no rendering."""
+    rng = np.random.default_rng([cfg.seed, index])
+    p = _sample_face(rng)
+    family = cfg.families[rng.integers(len(cfg.families))] if fake and cfg.families else ""
+    return rng, p, family
+
+
+def family_of(index: int, fake: bool, cfg: SyntheticConfig) -> str:
+    """The manipulation family of image ``index`` ("" for a real face)."""
+    return _face_and_family(index, fake, cfg)[2]
+
+
 def make_image(index: int, fake: bool, cfg: SyntheticConfig):
     """One image as (JPEG bytes, mask uint8 H×W with 1 = manipulated)."""
-    rng = np.random.default_rng([cfg.seed, index])
-    p, size = _sample_face(rng), cfg.image_size
+    rng, p, family = _face_and_family(index, fake, cfg)
+    size = cfg.image_size
     mask = np.zeros((size, size), dtype=bool)
-    if fake and cfg.families:
-        family = cfg.families[rng.integers(len(cfg.families))]
+    if family:
         if family == "eye_mismatch":
             img, mask = _eye_mismatch(p, rng, size)
         else:
@@ -241,11 +254,12 @@ def make_image(index: int, fake: bool, cfg: SyntheticConfig):
 
 
 def generate(out_dir: Path, cfg: SyntheticConfig, progress=None) -> dict[str, int]:
-    """Write ``real/`` and ``fake/`` JPEGs and ``masks.npz`` (keyed by relative path)."""
+    """Write ``real/`` and ``fake/`` JPEGs and ``masks.npz`` (keyed by relative path: the
+    masks and each fake's family, "" for a real face)."""
     out_dir = Path(out_dir)
     for cls in ("real", "fake"):
         (out_dir / cls).mkdir(parents=True, exist_ok=True)
-    names, masks = [], []
+    names, masks, families = [], [], []
     n_fake = cfg.n_images // 2
     indices = range(cfg.n_images)
     for i in progress(indices) if progress else indices:
@@ -255,7 +269,9 @@ def generate(out_dir: Path, cfg: SyntheticConfig, progress=None) -> dict[str, in
         (out_dir / rel).write_bytes(data)
         names.append(rel)
         masks.append(mask)
-    savez(out_dir / "masks.npz", compressed=True, names=np.array(names), masks=np.stack(masks))
+        families.append(family_of(i, fake, cfg))
+    savez(out_dir / "masks.npz", compressed=True, names=np.array(names), masks=np.stack(masks),
+          families=np.array(families))
     return {"real": cfg.n_images - n_fake, "fake": n_fake}
 
 
