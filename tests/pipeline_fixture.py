@@ -13,6 +13,7 @@ import yaml
 from conftest import ROOT
 
 from deepfake_detector.config import copy_checkout
+from deepfake_detector.synthetic import SyntheticConfig, generate
 
 BIN = Path(sys.executable).parent
 KERAS_HOME = Path(os.environ.get("PYTEST_KERAS_HOME", "/tmp")) / f"keras-home-{os.getpid()}"
@@ -59,6 +60,10 @@ def pipeline(tmp_path_factory):
         model["epochs"] = 1
     params["training"]["deterministic"] = True
     params["promote"].update(min_roc_auc=0.0, min_fake_recall=0.0)  # one-epoch models
+    # an external set the pipeline never trained on: built-in faces of another seed, one family
+    other = tmp_path_factory.mktemp("external") / "other_seed"
+    generate(other, SyntheticConfig(n_images=40, seed=7, families=("gan_artifacts",)))
+    params["evaluate"]["external"] = {"other_seed": str(other)}
     repo = copy_checkout(ROOT, tmp_path_factory.mktemp("pipeline") / "repo", params)
     started = time.perf_counter()
     done = sh([str(BIN / "dvc"), "repro"], repo)

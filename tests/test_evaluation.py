@@ -114,9 +114,9 @@ def test_plot_data_summary_and_figures(tmp_path):
         p = np.clip(P + shift, 0, 1)
         results[name] = {**binary_metrics(Y, p, 0.5), "temperature": 1.0,
                          "ece_uncalibrated": 0.1,
-                         "robustness": {"jpeg@50": binary_metrics(Y, P[::-1], 0.5),
-                                        "jpeg@30": binary_metrics(Y, 1 - P, 0.5),
-                                        "blur@1": binary_metrics(Y, P, 0.5)}}
+                         "robustness": {"jpeg_50": binary_metrics(Y, P[::-1], 0.5),
+                                        "jpeg_30": binary_metrics(Y, 1 - P, 0.5),
+                                        "blur_1": binary_metrics(Y, P, 0.5)}}
         reporting.write_plot_data(out, name, Y, p, 0.5)
         reporting.write_robustness_data(out, name, results[name])
     roc = pd.read_csv(tmp_path / "metrics/plots/roc/a.csv")
@@ -128,7 +128,7 @@ def test_plot_data_summary_and_figures(tmp_path):
     reporting.write_summary(tmp_path / "summary.csv", results)
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert summary["model"].tolist() == ["a", "b"]
-    assert {"accuracy_jpeg@30", "real_called_fake_blur@1", "roc_auc_ci_low"} <= set(
+    assert {"accuracy_jpeg_30", "real_called_fake_blur_1", "roc_auc_ci_low"} <= set(
         summary.columns)
     # a severity curve starts at the clean point, then follows the listed levels
     curves = reporting.severity_curves(reporting.read_plot_data(out.plot("robustness", "a")),
@@ -196,15 +196,15 @@ def test_run_writes_settings_report_and_plot_data_and_test_data_moves_neither(tm
     assert settings["temperature"] == fitted["temperature"] != 1.0
     report = json.loads(out.metrics("tiny").read_text())
     assert report["n"] == 40
-    assert list(report["robustness"]) == ["jpeg@50", "blur@1", "blur@2", "rescale@0.5"]
+    assert list(report["robustness"]) == ["jpeg_50", "blur_1", "blur_2", "rescale_0.5"]
     assert report["roc_auc_ci_low"] <= report["roc_auc"] <= report["roc_auc_ci_high"]
     assert report["real_called_fake"] == pytest.approx(1 - report["recall_real"])
     assert report["threshold"] == settings["threshold"]  # in the report too, for its readers
     for kind in ("roc", "pr", "calibration", "confusion", "robustness"):
         assert out.plot(kind, "tiny").stat().st_size > 20, kind
     shaken = pd.read_csv(out.plot("robustness", "tiny"))
-    assert shaken["condition"].tolist() == ["clean", "jpeg@50", "blur@1", "blur@2",
-                                            "rescale@0.5"]
+    assert shaken["condition"].tolist() == ["clean", "jpeg_50", "blur_1", "blur_2",
+                                            "rescale_0.5"]
     assert list(shaken.columns) == ["condition", "accuracy", "recall", "roc_auc",
                                     "real_called_fake"]
     assert shaken["accuracy"].iloc[0] == pytest.approx(report["accuracy"], abs=1e-6)

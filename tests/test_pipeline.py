@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 from pipeline_fixture import BIN, MODELS, reproduced_files, sh
 
 pytestmark = pytest.mark.slow
@@ -62,24 +63,23 @@ def test_evaluate_metrics(pipeline, model):
 
 
 def test_evaluation_tables_figures_and_dvc_plots(pipeline, tmp_path):
-    from PIL import Image
 
     repo = pipeline["repo"]
     summary = pd.read_csv(repo / "metrics/summary.csv")
     assert summary["model"].tolist() == list(MODELS)
     for column in ("roc_auc", "roc_auc_ci_low", "roc_auc_ci_high", "eer", "ece",
-                   "ece_uncalibrated", "temperature", "accuracy_jpeg@50", "accuracy_blur@1",
-                   "accuracy_rescale@0.5", "real_called_fake_blur@1"):
+                   "ece_uncalibrated", "temperature", "accuracy_jpeg_50", "accuracy_blur_1",
+                   "accuracy_rescale_0.5", "real_called_fake_blur_1"):
         assert summary[column].notna().all(), column
     severities = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["robustness"]
-    conditions = [f"{kind}@{level:g}" for kind, levels in severities.items() for level in levels]
+    conditions = [f"{kind}_{level:g}" for kind, levels in severities.items() for level in levels]
     for model in MODELS:
         metrics = json.loads((repo / f"metrics/{model}.json").read_text())
         assert metrics["temperature"] > 0
         assert list(metrics["robustness"]) == conditions
         # the built-in fakes' families are known: each one's recall, clean and perturbed
         families = {"recall_face_swap", "recall_gan_artifacts", "recall_eye_mismatch"}
-        assert families <= set(metrics) and families <= set(metrics["robustness"]["blur@1"])
+        assert families <= set(metrics) and families <= set(metrics["robustness"]["blur_1"])
         for kind in ("roc", "pr", "calibration", "confusion"):
             assert (repo / f"metrics/plots/{kind}/{model}.csv").stat().st_size > 20
     for figure in ("roc", "pr", "calibration", "confusion", "robustness"):
@@ -93,10 +93,29 @@ def test_evaluation_tables_figures_and_dvc_plots(pipeline, tmp_path):
         assert title in page, title
 
 
+def test_external_sets_scored_by_every_model_beside_the_test_split(pipeline):
+    repo = pipeline["repo"]
+    report = json.loads((repo / "metrics/external/other_seed.json").read_text())
+    assert report["n"] == 40 and report["rejected"] == 0 and list(report["models"]) == list(MODELS)
+    for metrics in report["models"].values():
+        assert metrics["n"] == 40 and metrics["roc_auc_ci_low"] <= metrics["roc_auc_ci_high"]
+        assert metrics["out_of_domain"] is not None
+    table = pd.read_csv(repo / "metrics/external.csv")
+    assert table[["model", "set", "domain"]].values.tolist() == [
+        [m, s, d] for m in MODELS for s, d in (("test", "in"), ("other_seed", "cross"))]
+    test_auc = table.query("set == 'test'").set_index("model")["roc_auc"]
+    for model in MODELS:  # the in-domain row is the model's own test report
+        own = json.loads((repo / f"metrics/{model}.json").read_text())["roc_auc"]
+        assert test_auc[model] == pytest.approx(own, abs=1e-4)
+    with Image.open(repo / "reports/figures/external.png") as img:
+        img.verify()
+    shown = sh([str(BIN / "dvc"), "metrics", "show", "--json"], repo)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "metrics/external/other_seed.json" in shown.stdout
+
+
 def test_explain_stage_outputs(pipeline, monkeypatch):
     import re
-
-    from PIL import Image
 
     repo = pipeline["repo"]
     page = (repo / "reports/explain/index.html").read_text()

@@ -15,7 +15,7 @@ from .errors import DeepfakeError, ImageRejected
 from .images import MB, check_file, readable_name
 from .params_check import defaults
 
-PREDICT_COLUMNS = ["file", "p_fake", "label", "error"]
+PREDICT_COLUMNS = ["file", "p_fake", "label", "error", "domain", "domain_score"]
 MODEL_HELP = ("models:/NAME@ALIAS, models:/NAME/VERSION, FILE.keras or an MLflow model "
               "folder (checked before anything is loaded)")
 
@@ -52,8 +52,8 @@ def cmd_predict(args) -> int:
     if not files:
         raise ValueError("no image files under the given folders")
     if all(error for _, error in files):  # nothing to score: no need for the model
-        rows = [{"file": f, "p_fake": None, "label": None, "face_found": None, "error": e}
-                for f, e in files]
+        rows = [{"file": f, "p_fake": None, "label": None, "face_found": None, "domain": None,
+                 "domain_score": None, "error": e} for f, e in files]
     else:
         detector = _detector(args, params, root)
         rows = detector.score([f for f, _ in files],
@@ -75,11 +75,12 @@ def _write_rows(rows: list[dict], out: str | None) -> None:
             writer.writerows({**r, "file": readable_name(r["file"])} for r in rows)
     names = [shown(r["file"]) for r in rows]
     width = max(len(n) for n in names)
-    print(f"{'file':{width}s}  {'p_fake':>7s}  {'label':5s}  {'face':5s}  error")
+    print(f"{'file':{width}s}  {'p_fake':>7s}  {'label':5s}  {'face':5s}  {'domain':6s}  error")
     for name, r in zip(names, rows):
         face = {True: "yes", False: "no", None: "-"}[r["face_found"]]
         p = f"{r['p_fake']:.4f}" if r["p_fake"] is not None else "-"
-        print(f"{name:{width}s}  {p:>7s}  {r['label'] or '-':5s}  {face:5s}  {r['error']}")
+        print(f"{name:{width}s}  {p:>7s}  {r['label'] or '-':5s}  {face:5s}  "
+              f"{r['domain'] or '-':6s}  {r['error']}")
 
 
 def cmd_evaluate(args) -> int:
@@ -87,33 +88,16 @@ def cmd_evaluate(args) -> int:
     check_out_file(args.out, ".json")
     check_model(args.model)
     folder = Path(args.data)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no folder {folder}")
 
-    import numpy as np
+    from .external import labelled_files, score_folder
 
-    from .evaluation import binary_metrics
-    from .splitting import scan
-
-    manifest, rejected = scan(folder, folder, params["data"]["class_names"], None,
-                              max_bytes=_cap(params))
-    if manifest.empty or manifest["label"].nunique() < 2:
-        raise ValueError(f"{folder} needs images under both a real and a fake class folder "
-                         f"(found {len(manifest)} labelled images)")
+    files, labels, rejected = labelled_files(folder, params["data"]["class_names"], _cap(params))
     detector = _detector(args, params, root)
-    files = [str(folder / p) for p in manifest["path"]]
     ways = {"as_served": None} if not detector.settings["face_crop"].get("enabled") else {
         "as_served": True, "without_face_crop": False}
     report = {"data": str(folder), "model": detector.settings.get("model"), "rejected": rejected}
     for way, face in ways.items():
-        rows = detector.score(files, face_crop=face)
-        ok = [i for i, r in enumerate(rows) if not r["error"]]
-        y = manifest["label"].to_numpy()[ok]
-        p = np.array([rows[i]["p_fake"] for i in ok])
-        report[way] = binary_metrics(y, p, detector.threshold)
-        report[way]["unreadable"] = len(rows) - len(ok)
-        if face:
-            report[way]["faces_found"] = sum(bool(rows[i]["face_found"]) for i in ok)
+        report[way] = score_folder(detector, files, labels, face_crop=face)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     for way in ways:
@@ -121,7 +105,8 @@ def cmd_evaluate(args) -> int:
         print(f"{way:18s} n={m['n']} accuracy={m['accuracy']:.4f} recall={m['recall']:.4f} "
               f"roc_auc={m['roc_auc'] if m['roc_auc'] is None else round(m['roc_auc'], 4)} "
               f"eer={m['eer'] if m['eer'] is None else round(m['eer'], 4)}"
-              + (f" faces_found={m['faces_found']}" if "faces_found" in m else ""))
+              + (f" faces_found={m['faces_found']}" if "faces_found" in m else "")
+              + ("" if m["out_of_domain"] is None else f" out_of_domain={m['out_of_domain']:.3f}"))
     return 0
 
 
@@ -153,8 +138,10 @@ def cmd_explain(args) -> int:
         [("LIME: top regions for fake", explained["positive"]),
          ("LIME: fake (green) / real (red)", explained["both"]),
          ("Grad-CAM", explained["gradcam"])], None)
+    (where, distance), = detector.domain(image[None])
     (out / "explanation.json").write_text(json.dumps(
         {"file": args.image, "p_fake": p, "label": label, "face_found": face,
+         "domain": where, "domain_score": distance,
          "threshold": detector.threshold,
          "lime_weights": explained["lime"].weights.tolist()}, indent=2))
     print(f"{args.image}: {label} (P(fake) {p:.3f}); wrote {figure} and explanation.json")

@@ -139,14 +139,15 @@ def harm_metrics(y: np.ndarray, p: np.ndarray, threshold: float,
 
 
 def condition_name(kind: str, level) -> str:
-    """``jpeg@50``, ``blur@1``, ``rescale@0.5``: one severity of one perturbation."""
-    return f"{kind}@{float(level):g}"
+    """``jpeg_50``, ``blur_1``, ``rescale_0.5``: one severity of one perturbation (names
+    MLflow accepts as metric names: no ``@``)."""
+    return f"{kind}_{float(level):g}"
 
 
 def robustness(predict, test: dict, perturbations: dict, fitted: dict) -> dict:
     """The metrics of the test images re-shared at each severity of ``evaluate.robustness``
     (lists of JPEG qualities, blur sigmas, rescale factors; an empty list skips a kind), with
-    the temperature and threshold of ``fitted``: ``{"jpeg@50": {...}, ...}``."""
+    the temperature and threshold of ``fitted``: ``{"jpeg_50": {...}, ...}``."""
     from .datasets import perturb
 
     shaken = {}
@@ -200,15 +201,38 @@ def bootstrap_intervals(y: np.ndarray, p: np.ndarray, threshold: float, cfg: dic
     return out
 
 
+def spread_sample(x: np.ndarray, most: int) -> np.ndarray:
+    """At most ``most`` rows of ``x``, evenly spread (deterministic, both classes kept)."""
+    return x if len(x) <= most else x[np.linspace(0, len(x) - 1, most).astype(int)]
+
+
+def fit_domain_score(model, train_x, val_x, test_x, cfg: dict) -> tuple[dict | None, float | None]:
+    """The domain fit of ``model`` (``domain.fit_domain`` on up to ``cfg['max_images']``
+    training and validation images) and the share of ``test_x`` it calls out of domain;
+    (None, None) when ``cfg['quantile']`` is null or no training images are given."""
+    from . import domain
+
+    if cfg.get("quantile") is None or train_x is None:
+        return None, None
+    features = domain.feature_function(model)
+    fitted = domain.fit_domain(features(spread_sample(train_x, cfg["max_images"])),
+                               features(spread_sample(val_x, cfg["max_images"])),
+                               cfg["quantile"])
+    out_share = float((domain.distances(features(test_x), fitted) > fitted["threshold"]).mean())
+    return fitted, out_share
+
+
 def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cfg: dict,
-        serving: dict, out) -> dict:
+        serving: dict, out, train_x: np.ndarray | None = None) -> dict:
     """Evaluate one model. Its temperature and threshold are fitted on its own validation
     scores (``val_scores``, written by the stage that made it: the test split never moves
-    either); then the test split is scored clean and perturbed. Writes ``out.settings(name)``
-    (what serving needs: ``serving``, i.e. ``model_settings.trained_settings(params)``,
-    with the fitted values), ``out.metrics(name)`` (the report) and the plot data ``out.plot(kind,
-    name)``; ``out`` is a ``paths.Workspace``. ``val`` needs ``y`` and ``paths``, ``test``
-    ``x`` and ``y``; ``cfg`` is ``params['evaluate']``. Returns ``{settings, metrics}``."""
+    either); then the test split is scored clean and perturbed. With ``train_x`` (training
+    images) and ``val['x']`` the domain score is fitted too (``fit_domain_score``). Writes
+    ``out.settings(name)`` (what serving needs: ``serving``, i.e.
+    ``model_settings.trained_settings(params)``, with the fitted values), ``out.metrics(name)``
+    (the report) and the plot data ``out.plot(kind, name)``; ``out`` is a
+    ``paths.Workspace``. ``val`` needs ``y`` and ``paths``, ``test`` ``x`` and ``y``; ``cfg``
+    is ``params['evaluate']``. Returns ``{settings, metrics}``."""
     import keras
 
     from . import datasets, reporting
@@ -217,12 +241,17 @@ def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cf
     from .scoring import compiled_predict
 
     p_val = datasets.read_val_scores(val_scores, val["paths"])
-    predict = compiled_predict(keras.models.load_model(model_file, compile=False))
+    model = keras.models.load_model(model_file, compile=False)
+    predict = compiled_predict(model)
     p_test = predict(test["x"])
     report = evaluate_scores(val["y"], p_val, test["y"], p_test, cfg, test.get("family"))
     report["robustness"] = robustness(predict, test, cfg["robustness"], report)
+    fitted, report["out_of_domain"] = fit_domain_score(model, train_x, val.get("x"),
+                                                       test["x"], cfg.get("domain") or {})
     settings = {"schema_version": SETTINGS_SCHEMA_VERSION, "model": name, **serving,
                 "temperature": report["temperature"], "threshold": report["threshold"]}
+    if fitted:
+        settings["domain"] = fitted
     write_text(out.settings(name), json.dumps(settings, indent=2) + "\n")
     write_text(out.metrics(name), json.dumps(report, indent=2) + "\n")
     reporting.write_plot_data(out, name, test["y"],

@@ -32,6 +32,20 @@ class Detector:
     def __init__(self, model, settings: dict):
         self.model, self.settings = model, settings
         self.uncalibrated = compiled_predict(model)  # the model's own P(fake): what LIME explains
+        self._features = None  # built on first use: only models with a domain fit need it
+
+    def domain(self, x: np.ndarray) -> list[tuple[str | None, float | None]]:
+        """``(in|out, distance)`` of each uint8 image (``domain.py``); ``(None, None)`` each
+        when the settings hold no domain fit (a model evaluated before it existed)."""
+        from . import domain
+
+        fitted = self.settings.get("domain")
+        if not fitted:
+            return [(None, None)] * len(x)
+        if self._features is None:
+            self._features = domain.feature_function(self.model)
+        return [(domain.verdict(d, fitted), round(float(d), 4))
+                for d in domain.distances(self._features(x), fitted)]
 
     @classmethod
     def load(cls, model_path, settings: dict) -> Detector:
@@ -66,14 +80,16 @@ class Detector:
 
     def score(self, sources: list, names: list[str] | None = None,
               face_crop: bool | None = None) -> list[dict]:
-        """One result per source, in order: ``file, p_fake, label, face_found, error``; an
-        unusable file gets its rejection reason in ``error`` and the rest are still scored."""
+        """One result per source, in order: ``file, p_fake, label, face_found, domain,
+        domain_score, error``; an unusable file gets its rejection reason in ``error`` and the
+        rest are still scored."""
         from .errors import ImageRejected
 
         names = names or [str(s) if not isinstance(s, (bytes, bytearray)) else "" for s in sources]
         rows, images = [], []
         for name, source in zip(names, sources):
-            row = {"file": name, "p_fake": None, "label": None, "face_found": None, "error": ""}
+            row = {"file": name, "p_fake": None, "label": None, "face_found": None,
+                   "domain": None, "domain_score": None, "error": ""}
             try:
                 image, row["face_found"] = self.prepare(source, face_crop)
                 images.append(image)
@@ -81,10 +97,12 @@ class Detector:
                 row["error"] = exc.reason
             rows.append(row)
         if images:
-            scores = iter(self.probabilities(np.stack(images)))
+            batch = np.stack(images)
+            scores = iter(zip(self.probabilities(batch), self.domain(batch)))
             for row in rows:
                 if not row["error"]:
-                    row["p_fake"] = round(float(next(scores)), 6)
+                    p, (row["domain"], row["domain_score"]) = next(scores)
+                    row["p_fake"] = round(float(p), 6)
                     row["label"] = self.label(row["p_fake"])
         return rows
 

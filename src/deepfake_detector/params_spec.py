@@ -54,6 +54,15 @@ def optional(check):
     return inner
 
 
+def external_sets(v):
+    """``{name: folder}``: each name a plain word (it names metrics/external/<name>.json)."""
+    ok = isinstance(v, dict) and all(
+        isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", k)
+        and isinstance(f, str) and f.strip() for k, f in v.items())
+    return None if ok else ("a mapping {name: folder}, each name letters, digits, _ . - "
+                            "(at most 64), each folder a path")
+
+
 _NOTHING = object()  # fails every leaf check: check(_NOTHING) says what a value must be
 
 
@@ -239,6 +248,9 @@ SPEC = {
                                 "rescale": Key(list_of(number(hi=1, above=0)),
                                                [0.75, 0.5, 0.25])},
                  "bootstrap": {"resamples": Key(integer(0), 1000), "seed": Key(integer(0), 0)},
+                 "external": Key(external_sets, {}),
+                 "domain": {"quantile": Key(optional(number(0.5, 1)), 0.99),
+                            "max_images": Key(integer(10), 5000)},
                  "models": Key(list_of(text, 1), ["baseline", "tuned", "xception", "ensemble"])},
     "explain": {"model": Key(text, "tuned"),
                 "gradcam_models": Key(list_of(text), ["baseline", "tuned", "xception"]),

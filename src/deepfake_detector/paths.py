@@ -121,6 +121,19 @@ class Workspace:
         return self.metrics_dir / "summary.csv"
 
     @property
+    def external_dir(self) -> Path:
+        return self.metrics_dir / "external"
+
+    def external(self, name: str) -> Path:
+        """One external set's report (``evaluate.external``)."""
+        return self.external_dir / f"{name}.json"
+
+    @property
+    def external_table(self) -> Path:
+        """In-domain vs cross-domain: every model on its test split and each external set."""
+        return self.metrics_dir / "external.csv"
+
+    @property
     def plot_data(self) -> Path:
         return self.metrics_dir / "plots"
 

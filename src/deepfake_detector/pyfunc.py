@@ -13,7 +13,8 @@ import pandas as pd
 class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
     """Input: a DataFrame with a column ``image`` of base64-encoded image files (what
     ``mlflow models serve`` receives as ``dataframe_split``), or a uint8 array N×H×W×3 at the
-    model's size. Output: a DataFrame ``p_fake, label, face_found, error`` (one row each)."""
+    model's size. Output: a DataFrame ``p_fake, label, face_found, domain, domain_score,
+    error`` (one row each; ``domain`` in|out, None for a model without a domain fit)."""
 
     def load_context(self, context):
         from deepfake_detector.inference import Detector
@@ -23,11 +24,14 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
         self.detector = Detector.load(context.artifacts["keras_model"], settings)
 
     def predict(self, context, model_input, params=None):
-        columns = ["p_fake", "label", "face_found", "error"]
+        columns = ["p_fake", "label", "face_found", "domain", "domain_score", "error"]
         if isinstance(model_input, np.ndarray) and model_input.ndim == 4:
-            p = self.detector.probabilities(model_input.astype(np.uint8))
+            x = model_input.astype(np.uint8)
+            p = self.detector.probabilities(x)
+            where, distance = zip(*self.detector.domain(x)) if len(x) else ((), ())
             return pd.DataFrame({"p_fake": p, "label": self.detector.label(p),
-                                 "face_found": None, "error": ""})
+                                 "face_found": None, "domain": list(where),
+                                 "domain_score": list(distance), "error": ""})
         if isinstance(model_input, pd.DataFrame) and "image" in model_input.columns:
             sources = [_decode_b64(v) for v in model_input["image"]]
             rows = self.detector.score([s if s is not None else b"" for s in sources])

@@ -21,7 +21,7 @@ SUMMARY_COLUMNS = ["model", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "
                    "real_called_fake", "temperature", "threshold"]
 
 
-def _write_csv(path: Path, header: list[str], rows) -> None:
+def write_rows(path: Path, header: list[str], rows) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
@@ -37,14 +37,14 @@ def write_plot_data(out, name: str, y: np.ndarray, p: np.ndarray, threshold: flo
     """ROC, precision-recall, calibration and confusion data of one model's test scores, at
     ``out.plot(kind, name)`` (``out``: a ``paths.Workspace``)."""
     fpr, tpr, _ = skm.roc_curve(y, p)
-    _write_csv(out.plot("roc", name), ["fpr", "tpr"], zip(_round(fpr), _round(tpr)))
+    write_rows(out.plot("roc", name), ["fpr", "tpr"], zip(_round(fpr), _round(tpr)))
     precision, recall, _ = skm.precision_recall_curve(y, p)
-    _write_csv(out.plot("pr", name), ["recall", "precision"],
+    write_rows(out.plot("pr", name), ["recall", "precision"],
                zip(_round(recall), _round(precision)))
     frequency, confidence = skc.calibration_curve(y, p, n_bins=bins, strategy="uniform")
-    _write_csv(out.plot("calibration", name), ["mean_p_fake", "fraction_fake"],
+    write_rows(out.plot("calibration", name), ["mean_p_fake", "fraction_fake"],
                zip(_round(confidence), _round(frequency)))
-    _write_csv(out.plot("confusion", name), ["actual", "predicted"],
+    write_rows(out.plot("confusion", name), ["actual", "predicted"],
                zip(CLASS_NAMES[np.asarray(y, int)], label(p, threshold)))
 
 
@@ -55,9 +55,9 @@ CLEAN_LEVEL = {"jpeg": 100, "blur": 0, "rescale": 1}
 
 def write_robustness_data(out, name: str, report: dict) -> None:
     """One row per test condition (clean, then each perturbation at each severity, named
-    ``kind@level``) of a model's report."""
+    ``kind_level``) of a model's report."""
     rows = [("clean", report)] + list(report.get("robustness", {}).items())
-    _write_csv(out.plot("robustness", name), ROBUSTNESS_COLUMNS,
+    write_rows(out.plot("robustness", name), ROBUSTNESS_COLUMNS,
                ([condition] + [None if m.get(k) is None else round(float(m[k]), 6)
                                for k in ROBUSTNESS_COLUMNS[1:]] for condition, m in rows))
 
@@ -78,7 +78,7 @@ def read_plot_data(path: Path) -> dict[str, np.ndarray]:
 
 def write_summary(path: Path, results: dict[str, dict]) -> None:
     """One row per model: ``SUMMARY_COLUMNS``, then accuracy and reals called fake at each
-    severity (``accuracy_jpeg@50``, ``real_called_fake_jpeg@50``, …)."""
+    severity (``accuracy_jpeg_50``, ``real_called_fake_jpeg_50``, …)."""
     conditions = list(dict.fromkeys(k for r in results.values() for k in r.get("robustness", {})))
     per_condition = [(metric, c) for c in conditions for metric in ("accuracy", "real_called_fake")]
     header = SUMMARY_COLUMNS + [f"{metric}_{c}" for metric, c in per_condition]
@@ -87,7 +87,7 @@ def write_summary(path: Path, results: dict[str, dict]) -> None:
         row = [name] + [r.get(k) for k in SUMMARY_COLUMNS[1:]]
         row += [r.get("robustness", {}).get(c, {}).get(metric) for metric, c in per_condition]
         rows.append([round(v, 4) if isinstance(v, float) else v for v in row])
-    _write_csv(path, header, rows)
+    write_rows(path, header, rows)
 
 
 def write_figures(out, results: dict[str, dict]) -> list[Path]:
@@ -161,8 +161,8 @@ def severity_curves(rows: dict[str, np.ndarray], column: str) -> dict[str, tuple
     values = dict(zip(rows["condition"], rows[column]))
     curves = {}
     for condition in rows["condition"]:
-        if "@" in condition:
-            kind, level = condition.split("@")
+        if condition != "clean":
+            kind, level = condition.split("_", 1)
             levels, ys = curves.setdefault(kind, ([CLEAN_LEVEL.get(kind, 0)],
                                                   [values.get("clean", np.nan)]))
             levels.append(float(level))
@@ -173,8 +173,8 @@ def severity_curves(rows: dict[str, np.ndarray], column: str) -> dict[str, tuple
 def severity_figure(plt, shaken: dict[str, dict]):
     """Accuracy and the share of reals called fake against the severity of each perturbation
     (JPEG quality falling, blur sigma rising, rescale factor falling), one line per model."""
-    kinds = sorted({c.split("@")[0] for rows in shaken.values() for c in rows["condition"]
-                    if "@" in c}) or ["jpeg"]
+    kinds = sorted({c.split("_")[0] for rows in shaken.values() for c in rows["condition"]
+                    if c != "clean"}) or ["jpeg"]
     fig, axes = plt.subplots(2, len(kinds), figsize=(3.6 * len(kinds), 6), squeeze=False)
     labels = {"jpeg": "JPEG quality", "blur": "blur sigma (px)", "rescale": "rescale factor"}
     for row, (column, ylabel) in enumerate((("accuracy", "test accuracy"),

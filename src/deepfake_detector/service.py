@@ -163,8 +163,10 @@ def create_app(detector, card: dict, params: dict):
         finally:
             explain_slots.release()
         p = explained["p_fake"]
+        (where, distance), = detector.domain(image[None])
         return {"file": filename, "p_fake": round(p, 6),
                 "label": detector.label(p), "face_found": face,
+                "domain": where, "domain_score": distance,
                 "threshold": detector.threshold, "images": {
                     "input": png_base64(image),
                     "lime_positive": png_base64(explained["positive"] * 255),

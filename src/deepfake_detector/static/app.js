@@ -91,7 +91,9 @@ async function send(file) {
   $("verdict").className = row.label === "fake" ? "fake" : "real";
   $("detail").textContent = `P(fake) = ${row.p_fake.toFixed(4)}; ` +
     (row.face_found === false ? "no face found: the whole image was scored." :
-     row.face_found ? "scored the face found in the image." : "");
+     row.face_found ? "scored the face found in the image." : "") +
+    (row.domain === "out" ? ` Out of domain (score ${row.domain_score}): this image is ` +
+     "unlike the model's training data; do not rely on the verdict." : "");
   $("images").textContent = "explaining…";
   $("result").hidden = false;
   let ex;

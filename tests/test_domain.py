@@ -1,0 +1,104 @@
+"""The out-of-domain score: fitted in evaluate on the model's own features, shipped in its
+settings, returned with every prediction."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepfake_detector import datasets, domain, evaluation
+from deepfake_detector.inference import Detector
+from deepfake_detector.paths import Workspace
+
+
+def colour_model(path):
+    """P(fake) from the mean colour (a 3-vector: the penultimate features)."""
+    import keras
+
+    inputs = keras.Input((16, 16, 3), dtype="uint8", name="image")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    dense = keras.layers.Dense(1, activation="sigmoid", name="p_fake")
+    model = keras.Model(inputs, dense(x))
+    dense.set_weights([np.array([[8.0], [0.0], [0.0]]), np.array([-4.0])])
+    model.save(path)
+    return model
+
+
+def images(n, seed, centre=(120, 120, 120), spread=20):
+    """Flat-coloured images whose colours scatter around ``centre``."""
+    rng = np.random.default_rng(seed)
+    colours = np.clip(rng.normal(centre, spread, (n, 3)), 0, 255)
+    return np.broadcast_to(colours[:, None, None, :], (n, 16, 16, 3)).astype(np.uint8)
+
+
+def test_fit_flags_a_quantile_of_unseen_in_domain_images_and_all_of_a_shifted_set():
+    rng = np.random.default_rng(0)
+    train, val, test = (rng.normal(0, 1, (n, 8)) for n in (2000, 1000, 1000))
+    fitted = domain.fit_domain(train, val, 0.99)
+    assert fitted["features"] == 8 and fitted["fitted_on"] == 2000
+    out_test = (domain.distances(test, fitted) > fitted["threshold"]).mean()
+    assert 0.002 <= out_test <= 0.03  # ~1% of images like the training data
+    shifted = test + np.r_[8.0, np.zeros(7)]  # one feature moved 8 standard deviations
+    assert (domain.distances(shifted, fitted) > fitted["threshold"]).mean() > 0.95
+    # a direction the training data hardly varies in counts (what Euclidean distance misses)
+    narrow = np.c_[rng.normal(0, 10, (2000, 1)), rng.normal(0, 0.1, (2000, 1))]
+    fitted = domain.fit_domain(narrow, narrow[:500], 0.99)
+    assert domain.verdict(domain.distances(np.array([[0.0, 1.0]]), fitted)[0], fitted) == "out"
+    assert domain.verdict(domain.distances(np.array([[10.0, 0.0]]), fitted)[0], fitted) == "in"
+
+
+def test_evaluate_ships_the_fit_and_every_prediction_carries_the_flag(tmp_path):
+    out = Workspace(tmp_path)
+    out.models_dir.mkdir()
+    model = colour_model(out.model("tiny"))
+    train, val, test = images(400, 1), images(200, 2), images(100, 3)
+    labels = {"y": np.arange(200) % 2, "paths": np.array([f"v/{i}.png" for i in range(200)]),
+              "x": val}
+    datasets.write_val_scores(out.val_scores("tiny"), np.linspace(0, 1, 200), labels["paths"])
+    cfg = {"threshold": 0.5, "target_fake_recall": 0.95, "calibration": "none",
+           "robustness": {}, "domain": {"quantile": 0.99, "max_images": 300}}
+    serving = {"image_size": 16, "centre_crop": 1.0, "max_pixels": 10**6,
+               "face_crop": {"enabled": False}}
+    result = evaluation.run("tiny", out.model("tiny"), out.val_scores("tiny"), labels,
+                            {"x": test, "y": np.arange(100) % 2}, cfg, serving, out,
+                            train_x=train)
+    settings = json.loads(out.settings("tiny").read_text())
+    assert settings["domain"]["fitted_on"] == 300 and settings["domain"]["features"] == 3
+    assert result["metrics"]["out_of_domain"] <= 0.05
+
+    detector = Detector(model, settings)
+    far = images(20, 4, centre=(250, 10, 200), spread=3)  # colours no training image had
+    assert [v for v, _ in detector.domain(far)] == ["out"] * 20
+    near = images(200, 5)
+    assert [v for v, _ in detector.domain(near)].count("out") <= 10
+    pngs = []
+    for img in (near[0], far[0]):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "PNG")
+        pngs.append(buf.getvalue())
+    rows = detector.score(pngs + [b"not an image"], ["near.png", "far.png", "bad.png"])
+    assert [r["domain"] for r in rows] == ["in", "out", None]
+    assert rows[1]["domain_score"] > settings["domain"]["threshold"] > rows[0]["domain_score"]
+    # a model evaluated before the domain score existed answers None, not an error
+    legacy = Detector(model, {k: v for k, v in settings.items() if k != "domain"})
+    assert legacy.score(pngs[:1])[0]["domain"] is None
+
+
+@pytest.mark.parametrize("name", ["baseline", "tuned", "ensemble"])
+def test_every_architecture_has_features_to_score(name):
+    from deepfake_detector import models
+    from deepfake_detector.params_check import defaults
+
+    params = defaults()
+    tuned = models.build_model("tuned", 64, params["train"]["tuned"])
+    model = {"baseline": lambda: models.build_model("baseline", 64, params["train"]["baseline"]),
+             "tuned": lambda: tuned,
+             "ensemble": lambda: models.build_ensemble(
+                 [tuned, models.build_model("baseline", 64, params["train"]["baseline"])],
+                 64, "stacked", 8)}[name]()
+    features = domain.feature_function(model)(images(5, 0, spread=60).repeat(4, axis=1).repeat(
+        4, axis=2))
+    width = {"baseline": 16, "tuned": 32, "ensemble": 48}[name]  # pooled map, dense, both
+    assert features.shape == (5, width) and np.isfinite(features).all()
