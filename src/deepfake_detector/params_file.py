@@ -55,7 +55,7 @@ NOTES = {
     "training.deterministic": "bit-identical reruns (one inter-op thread); false is faster on "
                               "many cores",
     "training.max_steps_per_epoch": "cap batches per epoch (smoke tests, memory checks)",
-    "training.augment": "robustness augmentation, on by default (the study trained without)",
+    "training.augment": "robustness augmentation; off for the built-in data (README)",
     "training.augment.flip": "mirror half the images",
     "training.augment.shift": "shift by up to shift_fraction of the side (edges reflected)",
     "training.augment.colour": "brightness, contrast and saturation by up to colour_strength",
