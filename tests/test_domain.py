@@ -67,6 +67,8 @@ def test_evaluate_ships_the_fit_and_every_prediction_carries_the_flag(tmp_path):
     settings = json.loads(out.settings("tiny").read_text())
     assert settings["domain"]["fitted_on"] == 300 and settings["domain"]["features"] == 3
     assert result["metrics"]["out_of_domain"] <= 0.05
+    assert 0 <= result["metrics"]["real_called_fake_unflagged"] <= result["metrics"][
+        "real_called_fake"]
 
     detector = Detector(model, settings)
     far = images(20, 4, centre=(250, 10, 200), spread=3)  # colours no training image had

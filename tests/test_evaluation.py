@@ -236,6 +236,10 @@ def test_harm_metrics_count_reals_called_fake_and_each_familys_recall():
     assert evaluation.harm_metrics(y, p, 0.5, family) == {
         "real_called_fake": 0.25, "recall_eye_mismatch": 1.0, "recall_face_swap": 0.5}
     assert evaluation.harm_metrics(y, p, 0.5) == {"real_called_fake": 0.25}
+    # the one real called fake is flagged out of domain: no unflagged false accusation left
+    flagged = np.array([False, True, False, False, False, False, True, True])
+    assert evaluation.harm_metrics(y, p, 0.5, out_of_domain=flagged) == {
+        "real_called_fake": 0.25, "out_of_domain": 0.375, "real_called_fake_unflagged": 0.0}
 
 
 def test_bootstrap_intervals_hold_the_estimate_and_narrow_with_more_images():

@@ -257,13 +257,15 @@ def test_cli_predict_on_the_trained_model(pipeline):
                "models/baseline.keras", "--out", str(out)], repo)
     assert done.returncode == 1, done.stderr  # one file could not be scored
     rows = pd.read_csv(out, keep_default_na=False)
-    assert list(rows.columns) == ["file", "p_fake", "label", "error"]
+    assert list(rows.columns) == ["file", "p_fake", "label", "error", "domain", "domain_score"]
     assert rows["error"].tolist() == ["", "not_image"]
     assert 0 <= float(rows["p_fake"][0]) <= 1 and rows["label"][0] in ("real", "fake")
+    # a training image is in the model's domain; an unreadable file has no domain
+    assert rows["domain"].tolist() == ["in", ""] and float(rows["domain_score"][0]) > 0
     done = sh([str(BIN / "deepfake"), "predict", str(real), "--model", "models/baseline.keras"],
               repo)
-    assert done.returncode == 0 and done.stdout.split()[:5] == ["file", "p_fake", "label",
-                                                               "face", "error"]
+    assert done.returncode == 0 and done.stdout.split()[:6] == ["file", "p_fake", "label",
+                                                               "face", "domain", "error"]
     done = sh([str(BIN / "deepfake"), "predict", str(real), "--model", "nope.keras"], repo)
     assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr
     (repo / "notes.txt").unlink()

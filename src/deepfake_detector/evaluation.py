@@ -108,13 +108,14 @@ def fit_on_validation(y_val: np.ndarray, p_val: np.ndarray, cfg: dict) -> dict:
     return {"temperature": temperature, "threshold": threshold}
 
 
-def evaluate_scores(y_val, p_val, y_test, p_test, cfg: dict, family=None) -> dict:
+def evaluate_scores(y_val, p_val, y_test, p_test, cfg: dict, family=None,
+                    out_of_domain=None) -> dict:
     """The metrics of test scores, calibrated and thresholded with what validation chose,
-    with the harm metrics and (``cfg['bootstrap']``) intervals."""
+    with the harm metrics (``harm_metrics``) and (``cfg['bootstrap']``) intervals."""
     fitted = fit_on_validation(y_val, p_val, cfg)
     calibrated = apply_temperature(p_test, fitted["temperature"])
     result = binary_metrics(y_test, calibrated, fitted["threshold"])
-    result.update(harm_metrics(y_test, calibrated, fitted["threshold"], family))
+    result.update(harm_metrics(y_test, calibrated, fitted["threshold"], family, out_of_domain))
     result.update(bootstrap_intervals(y_test, calibrated, fitted["threshold"],
                                       cfg.get("bootstrap") or {}))
     result["temperature"] = fitted["temperature"]
@@ -124,13 +125,19 @@ def evaluate_scores(y_val, p_val, y_test, p_test, cfg: dict, family=None) -> dic
 
 
 def harm_metrics(y: np.ndarray, p: np.ndarray, threshold: float,
-                 family: np.ndarray | None = None) -> dict:
+                 family: np.ndarray | None = None, out_of_domain: np.ndarray | None = None) -> dict:
     """The false accusation rate ``real_called_fake`` (reals at or past ``threshold``) and,
-    when the fakes' manipulation ``family`` is known, ``recall_<family>`` for each."""
+    when the fakes' manipulation ``family`` is known, ``recall_<family>`` for each. With the
+    images' ``out_of_domain`` flags: their share, and ``real_called_fake_unflagged``, the
+    reals called fake with no out-of-domain warning beside the verdict (of all reals)."""
     y = np.asarray(y).astype(int)
     called_fake = np.asarray(p) >= threshold
     reals = y == 0
     out = {"real_called_fake": float(called_fake[reals].mean()) if reals.any() else None}
+    if out_of_domain is not None:
+        out["out_of_domain"] = float(np.mean(out_of_domain)) if len(y) else None
+        out["real_called_fake_unflagged"] = (
+            float((called_fake & ~out_of_domain)[reals].mean()) if reals.any() else None)
     if family is not None:
         for name in sorted({str(f) for f in family[y == 1]} - {""}):
             mine = (y == 1) & (family == name)
@@ -144,19 +151,22 @@ def condition_name(kind: str, level) -> str:
     return f"{kind}_{float(level):g}"
 
 
-def robustness(predict, test: dict, perturbations: dict, fitted: dict) -> dict:
+def robustness(predict, test: dict, perturbations: dict, fitted: dict,
+               out_of_domain=None) -> dict:
     """The metrics of the test images re-shared at each severity of ``evaluate.robustness``
     (lists of JPEG qualities, blur sigmas, rescale factors; an empty list skips a kind), with
-    the temperature and threshold of ``fitted``: ``{"jpeg_50": {...}, ...}``."""
+    the temperature and threshold of ``fitted``: ``{"jpeg_50": {...}, ...}``. With
+    ``out_of_domain`` (images → flags), the harm metrics count the warnings too."""
     from .datasets import perturb
 
     shaken = {}
     for kind, levels in perturbations.items():
         for level in levels or []:
-            p = apply_temperature(predict(perturb(test["x"], kind, level)),
-                                  fitted["temperature"])
+            x = perturb(test["x"], kind, level)
+            p = apply_temperature(predict(x), fitted["temperature"])
             metrics = binary_metrics(test["y"], p, fitted["threshold"])
-            metrics.update(harm_metrics(test["y"], p, fitted["threshold"], test.get("family")))
+            metrics.update(harm_metrics(test["y"], p, fitted["threshold"], test.get("family"),
+                                        out_of_domain(x) if out_of_domain else None))
             shaken[condition_name(kind, level)] = {
                 k: v for k, v in metrics.items() if k not in ("confusion", "threshold", "n")}
     return shaken
@@ -206,9 +216,9 @@ def spread_sample(x: np.ndarray, most: int) -> np.ndarray:
     return x if len(x) <= most else x[np.linspace(0, len(x) - 1, most).astype(int)]
 
 
-def fit_domain_score(model, train_x, val_x, test_x, cfg: dict) -> tuple[dict | None, float | None]:
+def fit_domain_score(model, train_x, val_x, cfg: dict):
     """The domain fit of ``model`` (``domain.fit_domain`` on up to ``cfg['max_images']``
-    training and validation images) and the share of ``test_x`` it calls out of domain;
+    training and validation images) and a function ``images → out-of-domain flags``;
     (None, None) when ``cfg['quantile']`` is null or no training images are given."""
     from . import domain
 
@@ -218,8 +228,7 @@ def fit_domain_score(model, train_x, val_x, test_x, cfg: dict) -> tuple[dict | N
     fitted = domain.fit_domain(features(spread_sample(train_x, cfg["max_images"])),
                                features(spread_sample(val_x, cfg["max_images"])),
                                cfg["quantile"])
-    out_share = float((domain.distances(features(test_x), fitted) > fitted["threshold"]).mean())
-    return fitted, out_share
+    return fitted, lambda x: domain.distances(features(x), fitted) > fitted["threshold"]
 
 
 def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cfg: dict,
@@ -244,10 +253,12 @@ def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cf
     model = keras.models.load_model(model_file, compile=False)
     predict = compiled_predict(model)
     p_test = predict(test["x"])
-    report = evaluate_scores(val["y"], p_val, test["y"], p_test, cfg, test.get("family"))
-    report["robustness"] = robustness(predict, test, cfg["robustness"], report)
-    fitted, report["out_of_domain"] = fit_domain_score(model, train_x, val.get("x"),
-                                                       test["x"], cfg.get("domain") or {})
+    fitted, out_of_domain = fit_domain_score(model, train_x, val.get("x"),
+                                             cfg.get("domain") or {})
+    report = evaluate_scores(val["y"], p_val, test["y"], p_test, cfg, test.get("family"),
+                             out_of_domain(test["x"]) if fitted else None)
+    report.setdefault("out_of_domain", None)
+    report["robustness"] = robustness(predict, test, cfg["robustness"], report, out_of_domain)
     settings = {"schema_version": SETTINGS_SCHEMA_VERSION, "model": name, **serving,
                 "temperature": report["temperature"], "threshold": report["threshold"]}
     if fitted:
