@@ -33,20 +33,40 @@ def images(n, seed, centre=(120, 120, 120), spread=20):
     return np.broadcast_to(colours[:, None, None, :], (n, 16, 16, 3)).astype(np.uint8)
 
 
-def test_fit_flags_a_quantile_of_unseen_in_domain_images_and_all_of_a_shifted_set():
+def test_a_part_flags_a_quantile_of_unseen_in_domain_values_and_all_of_a_shifted_set():
     rng = np.random.default_rng(0)
     train, val, test = (rng.normal(0, 1, (n, 8)) for n in (2000, 1000, 1000))
-    fitted = domain.fit_domain(train, val, 0.99)
-    assert fitted["features"] == 8 and fitted["fitted_on"] == 2000
-    out_test = (domain.distances(test, fitted) > fitted["threshold"]).mean()
-    assert 0.002 <= out_test <= 0.03  # ~1% of images like the training data
+    part = domain._fit_part(train, val, 0.99)
+    assert part["size"] == 8
+    out_test = (domain.distances(test, part) > part["threshold"]).mean()
+    assert 0.002 <= out_test <= 0.03  # ~1% of values like the training data
     shifted = test + np.r_[8.0, np.zeros(7)]  # one feature moved 8 standard deviations
-    assert (domain.distances(shifted, fitted) > fitted["threshold"]).mean() > 0.95
+    assert (domain.distances(shifted, part) > part["threshold"]).mean() > 0.95
     # a direction the training data hardly varies in counts (what Euclidean distance misses)
     narrow = np.c_[rng.normal(0, 10, (2000, 1)), rng.normal(0, 0.1, (2000, 1))]
-    fitted = domain.fit_domain(narrow, narrow[:500], 0.99)
-    assert domain.verdict(domain.distances(np.array([[0.0, 1.0]]), fitted)[0], fitted) == "out"
-    assert domain.verdict(domain.distances(np.array([[10.0, 0.0]]), fitted)[0], fitted) == "in"
+    part = domain._fit_part(narrow, narrow[:500], 0.99)
+    assert domain.distances(np.array([[0.0, 1.0]]), part)[0] > part["threshold"]
+    assert domain.distances(np.array([[10.0, 0.0]]), part)[0] < part["threshold"]
+
+
+def test_the_thumbnail_flags_images_the_features_cannot_tell_apart():
+    """A model that sees only the mean colour: pictures with the same mean colour but other
+    content get the same features, and the thumbnail part still flags them."""
+    import keras
+
+    inputs = keras.Input((16, 16, 3), dtype="uint8", name="image")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="p_fake")(x))
+    features = domain.feature_function(model)
+    fitted = domain.fit_domain(features, images(300, 1), images(200, 2), 0.99)
+    assert set(fitted["parts"]) == {"features", "pixels"} and fitted["fitted_on"] == 300
+    halves = images(20, 3).copy()  # same mean colour, left half dark and right half light
+    halves[:, :, :8] = np.clip(halves[:, :, :8].astype(int) - 100, 0, 255)
+    halves[:, :, 8:] = np.clip(halves[:, :, 8:].astype(int) + 100, 0, 255)
+    feature_part = fitted["parts"]["features"]
+    assert (domain.distances(features(halves), feature_part) <= feature_part["threshold"]).all()
+    assert (domain.scores(features, halves, fitted) > 1).all()
+    assert (domain.scores(features, images(200, 4), fitted) > 1).mean() <= 0.05
 
 
 def test_evaluate_ships_the_fit_and_every_prediction_carries_the_flag(tmp_path):
@@ -65,7 +85,8 @@ def test_evaluate_ships_the_fit_and_every_prediction_carries_the_flag(tmp_path):
                             {"x": test, "y": np.arange(100) % 2}, cfg, serving, out,
                             train_x=train)
     settings = json.loads(out.settings("tiny").read_text())
-    assert settings["domain"]["fitted_on"] == 300 and settings["domain"]["features"] == 3
+    assert settings["domain"]["fitted_on"] == 300
+    assert settings["domain"]["parts"]["features"]["size"] == 3
     assert result["metrics"]["out_of_domain"] <= 0.05
     assert 0 <= result["metrics"]["real_called_fake_unflagged"] <= result["metrics"][
         "real_called_fake"]
@@ -82,7 +103,7 @@ def test_evaluate_ships_the_fit_and_every_prediction_carries_the_flag(tmp_path):
         pngs.append(buf.getvalue())
     rows = detector.score(pngs + [b"not an image"], ["near.png", "far.png", "bad.png"])
     assert [r["domain"] for r in rows] == ["in", "out", None]
-    assert rows[1]["domain_score"] > settings["domain"]["threshold"] > rows[0]["domain_score"]
+    assert rows[1]["domain_score"] > 1 > rows[0]["domain_score"]
     # a model evaluated before the domain score existed answers None, not an error
     legacy = Detector(model, {k: v for k, v in settings.items() if k != "domain"})
     assert legacy.score(pngs[:1])[0]["domain"] is None

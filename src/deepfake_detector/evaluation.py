@@ -225,10 +225,9 @@ def fit_domain_score(model, train_x, val_x, cfg: dict):
     if cfg.get("quantile") is None or train_x is None:
         return None, None
     features = domain.feature_function(model)
-    fitted = domain.fit_domain(features(spread_sample(train_x, cfg["max_images"])),
-                               features(spread_sample(val_x, cfg["max_images"])),
-                               cfg["quantile"])
-    return fitted, lambda x: domain.distances(features(x), fitted) > fitted["threshold"]
+    fitted = domain.fit_domain(features, spread_sample(train_x, cfg["max_images"]),
+                               spread_sample(val_x, cfg["max_images"]), cfg["quantile"])
+    return fitted, lambda x: domain.scores(features, x, fitted) > 1
 
 
 def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cfg: dict,

@@ -35,8 +35,9 @@ class Detector:
         self._features = None  # built on first use: only models with a domain fit need it
 
     def domain(self, x: np.ndarray) -> list[tuple[str | None, float | None]]:
-        """``(in|out, distance)`` of each uint8 image (``domain.py``); ``(None, None)`` each
-        when the settings hold no domain fit (a model evaluated before it existed)."""
+        """``(in|out, score)`` of each uint8 image (``domain.py``: out past 1); ``(None,
+        None)`` each when the settings hold no domain fit (a model evaluated before it
+        existed)."""
         from . import domain
 
         fitted = self.settings.get("domain")
@@ -44,8 +45,8 @@ class Detector:
             return [(None, None)] * len(x)
         if self._features is None:
             self._features = domain.feature_function(self.model)
-        return [(domain.verdict(d, fitted), round(float(d), 4))
-                for d in domain.distances(self._features(x), fitted)]
+        return [(domain.verdict(score), round(float(score), 4))
+                for score in domain.scores(self._features, x, fitted)]
 
     @classmethod
     def load(cls, model_path, settings: dict) -> Detector:
