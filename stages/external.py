@@ -45,6 +45,10 @@ def main():
     workspace.external_dir.mkdir(parents=True)
     for s, report in reports.items():
         write_text(workspace.external(s), json.dumps(report, indent=2) + "\n")
+    # always one file (a set name starts with a letter or digit): git keeps no empty folder,
+    # and a missing output would make a fresh clone's `dvc status` re-run this stage
+    index = {"sets": {s: str(folder) for s, folder in sets.items()}, "models": names}
+    write_text(workspace.external_dir / "_index.json", json.dumps(index, indent=2) + "\n")
     rows = external.table_rows(in_domain, reports)
     write_rows(workspace.external_table, external.TABLE_COLUMNS, rows)
     workspace.figures.mkdir(parents=True, exist_ok=True)
