@@ -60,8 +60,8 @@ def table_rows(in_domain: dict[str, dict], external: dict[str, dict]) -> list[li
             (name, "cross", report["models"][model]) for name, report in external.items()
             if model in report["models"]]
         for name, domain, m in sets:
-            rows.append([model, name, domain] + [
-                None if m.get(k) is None else round(float(m[k]), 4) for k in TABLE_COLUMNS[3:]])
+            rows.append([model, name, domain, int(m["n"])] + [
+                None if m.get(k) is None else round(float(m[k]), 4) for k in TABLE_COLUMNS[4:]])
     return rows
 
 
