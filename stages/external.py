@@ -15,17 +15,12 @@ def main():
     from deepfake_detector.inference import Detector
     from deepfake_detector.model_settings import read_settings
     from deepfake_detector.paths import Workspace
-    from deepfake_detector.reporting import write_rows
+    from deepfake_detector.reporting import read_reports, write_rows
 
     params = load_params(ROOT)
     cfg, workspace = params["evaluate"], Workspace(ROOT)
     names, sets = cfg["models"], cfg["external"] or {}
-    in_domain = {}
-    for name in names:
-        if not workspace.metrics(name).exists():
-            raise FileNotFoundError(f"no {workspace.metrics(name).relative_to(ROOT)}: run "
-                                    f"`dvc repro evaluate@{name}` first")
-        in_domain[name] = json.loads(workspace.metrics(name).read_text())
+    in_domain = read_reports(workspace, names)
     max_bytes = int(params["preprocess"]["max_file_mb"] * 2**20)
     folders = {s: external.labelled_files(ROOT / folder, params["data"]["class_names"], max_bytes)
                for s, folder in sets.items()}  # every folder checked before any model loads

@@ -2,8 +2,6 @@
 reports/figures/{roc,pr,calibration,confusion,robustness}.png, the figures logged to each
 model's training run."""
 
-import json
-
 from _common import ROOT, load_params, run_stage
 
 
@@ -13,12 +11,7 @@ def main():
 
     names = load_params(ROOT)["evaluate"]["models"]
     workspace = Workspace(ROOT)
-    results = {}
-    for name in names:
-        if not workspace.metrics(name).exists():
-            raise FileNotFoundError(f"no {workspace.metrics(name).relative_to(ROOT)}: run "
-                                    f"`dvc repro evaluate@{name}` first")
-        results[name] = json.loads(workspace.metrics(name).read_text())
+    results = reporting.read_reports(workspace, names)
     reporting.write_summary(workspace.summary, results)
     figures = reporting.write_figures(workspace, results)
     mlflow = tracking.setup(ROOT)

@@ -62,6 +62,21 @@ def write_robustness_data(out, name: str, report: dict) -> None:
                                for k in ROBUSTNESS_COLUMNS[1:]] for condition, m in rows))
 
 
+def read_reports(out, names: list[str]) -> dict[str, dict]:
+    """``metrics/<model>.json`` of each model (``out``: a ``paths.Workspace``), refused with
+    the command to run when one is missing."""
+    import json
+
+    reports = {}
+    for name in names:
+        path = out.metrics(name)
+        if not path.exists():
+            raise FileNotFoundError(f"no {path.relative_to(out.root)}: run "
+                                    f"`dvc repro evaluate@{name}` first")
+        reports[name] = json.loads(path.read_text())
+    return reports
+
+
 def read_plot_data(path: Path) -> dict[str, np.ndarray]:
     """A plot-data CSV as one array per column (numbers where the column holds numbers)."""
     with open(path, newline="") as fh:
