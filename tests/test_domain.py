@@ -59,14 +59,43 @@ def test_the_thumbnail_flags_images_the_features_cannot_tell_apart():
     model = keras.Model(inputs, keras.layers.Dense(1, name="p_fake")(x))
     features = domain.feature_function(model)
     fitted = domain.fit_domain(features, images(300, 1), images(200, 2), 0.99)
-    assert set(fitted["parts"]) == {"features", "pixels"} and fitted["fitted_on"] == 300
+    assert set(fitted["parts"]) == {"features", "pixels", "texture"}
+    assert fitted["fitted_on"] == 300
     halves = images(20, 3).copy()  # same mean colour, left half dark and right half light
     halves[:, :, :8] = np.clip(halves[:, :, :8].astype(int) - 100, 0, 255)
     halves[:, :, 8:] = np.clip(halves[:, :, 8:].astype(int) + 100, 0, 255)
-    feature_part = fitted["parts"]["features"]
+    feature_part, pixel_part = fitted["parts"]["features"], fitted["parts"]["pixels"]
     assert (domain.distances(features(halves), feature_part) <= feature_part["threshold"]).all()
+    assert (domain.distances(domain.thumbnails(halves), pixel_part)
+            > pixel_part["threshold"]).all()
     assert (domain.scores(features, halves, fitted) > 1).all()
     assert (domain.scores(features, images(200, 4), fitted) > 1).mean() <= 0.05
+
+
+def test_the_texture_flags_flat_pictures_shown_to_a_model_of_detailed_ones():
+    """Noisy pictures in training; flat ones of the same colours have the same features and
+    an in-domain thumbnail, and only their missing detail gives them away."""
+    import keras
+
+    def noisy(n, seed):
+        rng = np.random.default_rng(seed + 100)
+        return np.clip(images(n, seed).astype(int) + rng.integers(-40, 41, (n, 16, 16, 3)),
+                       0, 255).astype(np.uint8)
+
+    inputs = keras.Input((16, 16, 3), dtype="uint8", name="image")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    features = domain.feature_function(keras.Model(inputs, keras.layers.Dense(1, name="p_fake")(x)))
+    fitted = domain.fit_domain(features, noisy(400, 1), noisy(200, 2), 0.99)
+    flat, texture_part = images(50, 3), fitted["parts"]["texture"]
+    feature_part, pixel_part = fitted["parts"]["features"], fitted["parts"]["pixels"]
+    assert (domain.distances(features(flat), feature_part) <= feature_part["threshold"]).mean() > 0.9
+    assert (domain.distances(domain.thumbnails(flat), pixel_part)
+            <= pixel_part["threshold"]).mean() > 0.9
+    assert (domain.distances(domain.texture(flat), texture_part) > texture_part["threshold"]).all()
+    assert (domain.scores(features, noisy(200, 4), fitted) > 1).mean() <= 0.07
+    # and a model fitted before the texture part existed still scores, on its own parts
+    older = {**fitted, "parts": {k: v for k, v in fitted["parts"].items() if k != "texture"}}
+    assert (domain.scores(features, flat, older) > 1).mean() < 0.1
 
 
 def test_evaluate_ships_the_fit_and_every_prediction_carries_the_flag(tmp_path):

@@ -34,6 +34,16 @@ def test_tuned_uses_the_batch_norm_and_activations_of_params():
     assert [c.activation.__name__ for c in convs] == ["relu", "tanh"]
 
 
+def test_a_stride_2_stem_halves_the_first_feature_map():
+    cfg = complete_model("tuned", {**TUNED, "conv": [{"filters": 8, "stride": 2},
+                                                     {"filters": 4}]})
+    model = build_model("tuned", 64, cfg)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.strides for c in convs] == [(2, 2), (1, 1)]
+    assert convs[0].output.shape[1:3] == (31, 31)  # (64 - 3) // 2 + 1; 62 at stride 1
+    assert np.asarray(model(images(), training=False)).shape == (3, 1)
+
+
 def test_xception_base_is_fine_tuned_by_default_and_resized_inside():
     model = build_model("xception", 64, complete_model("xception", {"input_size": 80,
                                                                      "dense": [8]}))

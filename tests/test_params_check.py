@@ -99,7 +99,8 @@ def test_load_params_fills_in_every_default(tmp_path):
     assert params["base"]["seed"] == 7 and check_params(params) == []
     assert params["serve"] == defaults()["serve"] and params["training"]["deterministic"]
     mine = params["train"]["mine"]
-    assert mine["conv"] == [{"filters": 4, "kernel": 3, "activation": "relu"}]
+    assert mine["conv"] == [{"filters": 4, "kernel": 3, "activation": "relu",
+                            "stride": 1}]
     assert mine["batch_norm"] == {"momentum": 0.95, "epsilon": 0.005}
     assert mine["dense"] == [64, 32] and "input_size" not in mine  # tuned reads no input_size
     assert complete(defaults()) == defaults()
@@ -110,9 +111,9 @@ def test_a_model_key_without_a_default_for_its_architecture_is_named():
                                                              "architecture": "tuned"})))
     assert "train.small.conv: missing (the tuned architecture has no default)" in problems
     assert complete_model("baseline")["conv"] == [{"filters": 32, "kernel": 3,
-                                                   "activation": "relu"},
+                                                   "activation": "relu", "stride": 1},
                                                   {"filters": 16, "kernel": 3,
-                                                   "activation": "relu"}]
+                                                   "activation": "relu", "stride": 1}]
 
 
 @pytest.mark.parametrize("stage", ["fetch", "train"])

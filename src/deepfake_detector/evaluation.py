@@ -185,11 +185,12 @@ def _auc_by_ranks(y: np.ndarray, p: np.ndarray) -> float:
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def bootstrap_intervals(y: np.ndarray, p: np.ndarray, threshold: float, cfg: dict,
+def bootstrap_intervals(y: np.ndarray, p: np.ndarray, threshold, cfg: dict,
                         level: float = 0.95) -> dict:
     """Percentile bootstrap intervals of ROC AUC and accuracy (``evaluate.bootstrap``:
     ``resamples``, 0 for none, and ``seed``), as flat keys ``roc_auc_ci_low`` … so that
-    ``dvc metrics show`` lists them. Images are resampled with replacement, the threshold held."""
+    ``dvc metrics show`` lists them. Images are resampled with replacement, the threshold held
+    (one number, or one per image where pooled models each have their own)."""
     resamples = int(cfg.get("resamples") or 0)
     y = np.asarray(y).astype(int)
     if resamples == 0 or len(y) == 0:

@@ -67,7 +67,8 @@ def build_baseline(size: int, cfg: dict) -> keras.Model:
     inputs = image_input(size)
     x = scaled(inputs, cfg)
     for block in cfg["conv"]:
-        x = layers.Conv2D(block["filters"], block["kernel"], activation=block["activation"])(x)
+        x = layers.Conv2D(block["filters"], block["kernel"], strides=block.get("stride", 1),
+                          activation=block["activation"])(x)
         x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
     outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
@@ -80,7 +81,8 @@ def build_tuned(size: int, cfg: dict) -> keras.Model:
     inputs = image_input(size)
     x = scaled(inputs, cfg)
     for block in cfg["conv"]:
-        x = layers.Conv2D(block["filters"], block["kernel"], activation=block["activation"])(x)
+        x = layers.Conv2D(block["filters"], block["kernel"], strides=block.get("stride", 1),
+                          activation=block["activation"])(x)
         x = layers.BatchNormalization(momentum=bn["momentum"], epsilon=bn["epsilon"])(x)
         x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)

@@ -155,7 +155,7 @@ class Per(dict):
 
 
 CONV = {"filters": Key(integer(1)), "kernel": Key(integer(1), 3),
-        "activation": Key(text, "relu")}
+        "activation": Key(text, "relu"), "stride": Key(integer(1), 1)}
 MODEL = {  # train.<name>: only epochs has no default
     "epochs": Key(integer(1)),
     "batch_size": Key(integer(1), 32),
