@@ -88,7 +88,8 @@ def test_the_texture_flags_flat_pictures_shown_to_a_model_of_detailed_ones():
     fitted = domain.fit_domain(features, noisy(400, 1), noisy(200, 2), 0.99)
     flat, texture_part = images(50, 3), fitted["parts"]["texture"]
     feature_part, pixel_part = fitted["parts"]["features"], fitted["parts"]["pixels"]
-    assert (domain.distances(features(flat), feature_part) <= feature_part["threshold"]).mean() > 0.9
+    assert (domain.distances(features(flat), feature_part)
+            <= feature_part["threshold"]).mean() > 0.9
     assert (domain.distances(domain.thumbnails(flat), pixel_part)
             <= pixel_part["threshold"]).mean() > 0.9
     assert (domain.distances(domain.texture(flat), texture_part) > texture_part["threshold"]).all()
