@@ -18,9 +18,12 @@ def colour_model(path):
     import keras
 
     inputs = keras.Input((16, 16, 3), dtype="uint8", name="image")
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    identity = keras.layers.Conv2D(3, 1, use_bias=False)  # a conv layer, for Grad-CAM
+    x = identity(keras.layers.Rescaling(1 / 255.0)(inputs))
+    x = keras.layers.GlobalAveragePooling2D()(x)
     dense = keras.layers.Dense(1, activation="sigmoid", name="p_fake")
     model = keras.Model(inputs, dense(x))
+    identity.set_weights([np.eye(3).reshape(1, 1, 3, 3)])
     dense.set_weights([np.array([[8.0], [0.0], [0.0]]), np.array([-4.0])])
     model.save(path)
     return model
@@ -99,7 +102,9 @@ def test_the_texture_flags_flat_pictures_shown_to_a_model_of_detailed_ones():
     assert (domain.scores(features, flat, older) > 1).mean() < 0.1
 
 
-def test_evaluate_ships_the_fit_and_every_prediction_carries_the_flag(tmp_path):
+def evaluated(tmp_path):
+    """The colour model evaluated on flat images (its domain fitted): (model, settings,
+    the evaluation result)."""
     out = Workspace(tmp_path)
     out.models_dir.mkdir()
     model = colour_model(out.model("tiny"))
@@ -114,7 +119,17 @@ def test_evaluate_ships_the_fit_and_every_prediction_carries_the_flag(tmp_path):
     result = evaluation.run("tiny", out.model("tiny"), out.val_scores("tiny"), labels,
                             {"x": test, "y": np.arange(100) % 2}, cfg, serving, out,
                             train_x=train)
-    settings = json.loads(out.settings("tiny").read_text())
+    return model, json.loads(out.settings("tiny").read_text()), result
+
+
+def png(image) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_evaluate_ships_the_fit_and_every_prediction_carries_the_flag(tmp_path):
+    model, settings, result = evaluated(tmp_path)
     assert settings["domain"]["fitted_on"] == 300
     assert settings["domain"]["parts"]["features"]["size"] == 3
     assert result["metrics"]["out_of_domain"] <= 0.05
@@ -126,11 +141,7 @@ def test_evaluate_ships_the_fit_and_every_prediction_carries_the_flag(tmp_path):
     assert [v for v, _ in detector.domain(far)] == ["out"] * 20
     near = images(200, 5)
     assert [v for v, _ in detector.domain(near)].count("out") <= 10
-    pngs = []
-    for img in (near[0], far[0]):
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, "PNG")
-        pngs.append(buf.getvalue())
+    pngs = [png(near[0]), png(far[0])]
     rows = detector.score(pngs + [b"not an image"], ["near.png", "far.png", "bad.png"])
     assert [r["domain"] for r in rows] == ["in", "out", None]
     assert rows[1]["domain_score"] > 1 > rows[0]["domain_score"]
@@ -155,3 +166,32 @@ def test_every_architecture_has_features_to_score(name):
         4, axis=2))
     width = {"baseline": 16, "tuned": 32, "ensemble": 48}[name]  # pooled map, dense, both
     assert features.shape == (5, width) and np.isfinite(features).all()
+
+
+def test_the_flag_reaches_the_http_api(tmp_path):
+    """POST /predict on a real server answers each image's domain and score."""
+    import httpx
+    import yaml
+    from conftest import ROOT
+    from helpers import start_server
+
+    from deepfake_detector.service import create_app
+
+    model, settings, _ = evaluated(tmp_path)
+    card = {"uri": "models/tiny.keras", "name": "deepfake-detector", "version": None,
+            "data_source": "synthetic", "synthetic_warning": True, "metrics": {}}
+    app = create_app(Detector(model, settings), card,
+                     yaml.safe_load((ROOT / "params.yaml").read_text()))
+    server, thread, url = start_server(app)
+    try:
+        near, far = images(1, 5)[0], images(1, 4, centre=(250, 10, 200), spread=3)[0]
+        files = [("files", ("near.png", png(near), "image/png")),
+                 ("files", ("far.png", png(far), "image/png"))]
+        reply = httpx.post(f"{url}/predict", files=files)
+        assert reply.status_code == 200, reply.text
+        rows = {r["file"]: r for r in reply.json()["results"]}
+        assert rows["near.png"]["domain"] == "in" and rows["far.png"]["domain"] == "out"
+        assert rows["far.png"]["domain_score"] > 1 > rows["near.png"]["domain_score"]
+    finally:
+        server.should_exit = True
+        thread.join(10)
