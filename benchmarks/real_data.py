@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # this process loads each fold's model
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -74,13 +75,14 @@ def repro(dest: Path, *targets: str) -> float:
     return time.perf_counter() - started
 
 
-def fold_sources(dest: Path, k: int, seed: int) -> list[Path]:
-    """K copies of the dev faces laid out as ``train|val|test/<class>/``: fold i is the test
-    split of copy i, stratified by class; a fifth of the rest (per class) is validation."""
+def fold_sources(dest: Path, k: int, seed: int, faces: Path = SHARED) -> list[Path]:
+    """K copies of ``faces`` (``real/`` and ``fake/`` JPEGs) laid out as
+    ``train|val|test/<class>/``: fold i is the test split of copy i, stratified by class; a
+    fifth of the rest (per class) is validation."""
     rng = np.random.default_rng(seed)
     folders = [dest / f"fold{i}" / "source" for i in range(k)]
     for cls in ("real", "fake"):
-        files = sorted((SHARED / cls).glob("*.jpg"))
+        files = sorted((faces / cls).glob("*.jpg"))
         order = rng.permutation(len(files))
         fold_of = np.empty(len(files), int)
         fold_of[order] = np.arange(len(files)) % k
@@ -118,8 +120,11 @@ def cross_validate(args, dest: Path) -> None:
         counts = json.loads(ws.data_summary.read_text())["counts"]
         test = read_manifest(ws.manifest("test"))  # after grouping: what the fold really tested
         detector = Detector.load(ws.model(args.model), read_settings(ws.settings(args.model)))
-        rows = detector.score([str(ws.raw / path) for path in test["path"]])
+        rows = detector.score([str(repo / path) for path in test["path"]])  # repo-relative
         scored = [j for j, row in enumerate(rows) if not row["error"]]
+        if not scored:
+            sys.exit(f"fold {i}: none of the {len(rows)} test images could be scored "
+                     f"({rows[0]['error'] if rows else 'no test split'})")
         y = test["label"].to_numpy()[scored]
         p = np.array([rows[j]["p_fake"] for j in scored])
         m = json.loads(ws.metrics(args.model).read_text())

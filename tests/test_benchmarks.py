@@ -48,3 +48,21 @@ def test_serving_benchmark_prints_latencies_ratio_and_errors():
     assert len(p50) == 2 and ratio == pytest.approx(p50[1] / p50[0], rel=0.1)
     assert re.search(r"throughput \d+ requests/s; latency p50 [\d.]+ ms, p99 [\d.]+ ms; "
                      r"errors 0", out)
+
+
+def test_cross_validation_folds_test_every_image_once_and_never_train_on_it(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import real_data
+
+    generate(tmp_path / "faces", SyntheticConfig(n_images=30, image_size=16, seed=3))
+    folders = real_data.fold_sources(tmp_path / "cv", 3, seed=0, faces=tmp_path / "faces")
+    tested = []
+    for folder in folders:
+        names = {split: {(f.parent.name, f.name) for f in (folder / split).glob("*/*.jpg")}
+                 for split in ("train", "val", "test")}
+        assert sum(map(len, names.values())) == 30  # every image once per fold
+        assert not (names["train"] & names["test"] or names["val"] & names["test"]
+                    or names["train"] & names["val"])
+        assert {c for c, _ in names["test"]} == {"real", "fake"} and len(names["val"]) == 4
+        tested += names["test"]
+    assert len(tested) == len(set(tested)) == 30  # each image tested in exactly one fold
