@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from real_data import repro  # noqa: E402  (benchmarks/: this script's folder)
+
 from deepfake_detector.config import copy_checkout, read_yaml_file  # noqa: E402
 from deepfake_detector.paths import Workspace  # noqa: E402
 from deepfake_detector.synthetic import FAMILIES, SyntheticConfig, generate  # noqa: E402
@@ -33,7 +33,7 @@ from deepfake_detector.synthetic import FAMILIES, SyntheticConfig, generate  # n
 HELD_OUT_SEED = 1_000_003  # not the pipeline's seed: other faces than any it trained on
 
 
-def run_family(family: str, models: list[str], n_external: int, dest: Path, env: dict) -> dict:
+def run_family(family: str, models: list[str], n_external: int, dest: Path) -> dict:
     """Train without ``family`` in ``dest`` and score its fakes; the two reports."""
     params = read_yaml_file(ROOT / "params.yaml")
     syn = params["data"]["synthetic"]
@@ -45,10 +45,7 @@ def run_family(family: str, models: list[str], n_external: int, dest: Path, env:
     params["evaluate"]["models"] = models
     params["evaluate"]["external"] = {family: str(held_out)}
     repo = copy_checkout(ROOT, dest / "repo", params)
-    done = subprocess.run([str(Path(sys.executable).parent / "dvc"), "repro", "external"],
-                          cwd=repo, env=env, capture_output=True, text=True)
-    if done.returncode:
-        sys.exit(f"dvc repro failed in {repo}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    repro(repo, "external")
     ws = Workspace(repo)
     return {"test": {m: json.loads(ws.metrics(m).read_text()) for m in models},
             "held_out": json.loads(ws.external(family).read_text())["models"]}
@@ -70,16 +67,13 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown families {unknown}; known: {list(FAMILIES)}")
     work = args.keep or Path(tempfile.mkdtemp(prefix="lofo-"))
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
     print(f"{'held out':14s} {'model':9s} {'test AUC (seen)':>16s} {'held-out AUC':>13s} "
           f"{'95% interval':>15s} {'minutes':>8s}")
     for family in families:
         dest = work / family
         dest.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        result = run_family(family, models, args.external_images, dest, env)
+        result = run_family(family, models, args.external_images, dest)
         minutes = (time.perf_counter() - started) / 60
         for model in models:
             seen, held = result["test"][model], result["held_out"][model]
