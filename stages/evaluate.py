@@ -9,7 +9,7 @@ from _common import ROOT, load_params, run_stage
 
 
 def main():
-    from deepfake_detector import evaluation, tracking
+    from deepfake_detector import evaluation, tracking, verdicts
     from deepfake_detector.datasets import load_split
     from deepfake_detector.model_settings import trained_settings
     from deepfake_detector.paths import Workspace
@@ -22,18 +22,23 @@ def main():
                                 "first (dvc repro)")
     cfg = params["evaluate"]
     domain_on = cfg["domain"]["quantile"] is not None  # it needs training and validation images
+    train = load_split(workspace.processed("train"), keys=("y",) + ("x",) * domain_on)
+    # what every verdict is shown beside (the date is added when the model is registered)
+    serving = {**trained_settings(params),
+               "trained_on": {"source": str(params["data"]["source"]),
+                              "images": int(len(train["y"]))}}
     result = evaluation.run(
         name, workspace.model(name), workspace.val_scores(name),
         load_split(workspace.processed("val"), keys=("y", "paths") + ("x",) * domain_on),
-        load_split(workspace.processed("test")), cfg, trained_settings(params), workspace,
-        train_x=load_split(workspace.processed("train"), keys=("x",))["x"] if domain_on else None)
+        load_split(workspace.processed("test")), cfg, serving, workspace,
+        train_x=train.get("x"))
     report = result["metrics"]
-    print(f"{name} on test: " + ", ".join(
-        f"{k}={report[k]:.4f}" for k in ("accuracy", "recall", "roc_auc", "ece")) +
-          f" (uncalibrated ece={report['ece_uncalibrated']:.4f}); threshold "
-          f"{report['threshold']:.4f}, temperature {report['temperature']:.3f}" +
-          ("" if report["out_of_domain"] is None else
-           f"; {report['out_of_domain']:.1%} of test out of domain"))
+    print(f"{name} on test: threshold {report['threshold']:.4f}, inconclusive band "
+          f"[{report['band_low']:.4f}, {report['band_high']:.4f}), temperature "
+          f"{report['temperature']:.3f}, ece {report['ece']:.4f} (uncalibrated "
+          f"{report['ece_uncalibrated']:.4f})")
+    for line in verdicts.report_lines(report):
+        print("  " + line)
     mlflow = tracking.setup(ROOT)
     with tracking.resumed_run(tracking.training_run(ROOT, name)):
         flat = tracking.flatten({"test": {k: v for k, v in report.items() if k != "confusion"}},

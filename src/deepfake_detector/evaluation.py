@@ -10,6 +10,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from .scoring import EPS, apply_temperature, label, logit  # noqa: F401 - apply_temperature: public here too
+from .verdicts import decided_metrics, fit_band
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, rule, target_fake_recall: float = 0.95) -> float:
@@ -80,6 +81,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
         y, pred, labels=[0, 1], zero_division=0)
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),
+        "balanced_accuracy": float((recall[0] + recall[1]) / 2),
         "precision": float(precision[1]), "recall": float(recall[1]), "f1": float(f1[1]),
         "precision_real": float(precision[0]), "recall_real": float(recall[0]),
         "f1_real": float(f1[0]),
@@ -96,26 +98,32 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
 
 
 def fit_on_validation(y_val: np.ndarray, p_val: np.ndarray, cfg: dict) -> dict:
-    """Temperature (when ``cfg['calibration']`` is ``temperature``) and threshold, from
-    validation scores alone: the test split never moves either."""
+    """Temperature (when ``cfg['calibration']`` is ``temperature``), threshold and the
+    inconclusive band (``verdicts.fit_band``, ``cfg['decide']``), from validation scores
+    alone: the test split never moves any of them."""
     calibration = cfg["calibration"]
     if calibration not in ("temperature", "none", None):
         raise ValueError(f"evaluate.calibration must be temperature or none, not {calibration!r}")
     temperature = fit_temperature(y_val, p_val) if calibration == "temperature" else 1.0
-    threshold = choose_threshold(y_val, apply_temperature(p_val, temperature),
-                                 cfg["threshold"],
-                                 cfg["target_fake_recall"])
-    return {"temperature": temperature, "threshold": threshold}
+    calibrated = apply_temperature(p_val, temperature)
+    threshold = choose_threshold(y_val, calibrated, cfg["threshold"], cfg["target_fake_recall"])
+    band = fit_band(y_val, calibrated, threshold,
+                    (cfg.get("decide") or {}).get("target_accuracy"))
+    return {"temperature": temperature, "threshold": threshold, "band": band}
 
 
 def evaluate_scores(y_val, p_val, y_test, p_test, cfg: dict, family=None,
                     out_of_domain=None) -> dict:
     """The metrics of test scores, calibrated and thresholded with what validation chose,
-    with the harm metrics (``harm_metrics``) and (``cfg['bootstrap']``) intervals."""
+    with the harm metrics (``harm_metrics``), the three-way verdicts' ``coverage`` and
+    ``accuracy_decided`` (out-of-domain images count as inconclusive) and
+    (``cfg['bootstrap']``) intervals."""
     fitted = fit_on_validation(y_val, p_val, cfg)
     calibrated = apply_temperature(p_test, fitted["temperature"])
     result = binary_metrics(y_test, calibrated, fitted["threshold"])
     result.update(harm_metrics(y_test, calibrated, fitted["threshold"], family, out_of_domain))
+    result.update(decided_metrics(y_test, calibrated, fitted["threshold"], fitted["band"],
+                                  out_of_domain))
     result.update(bootstrap_intervals(y_test, calibrated, fitted["threshold"],
                                       cfg.get("bootstrap") or {}))
     result["temperature"] = fitted["temperature"]
@@ -260,7 +268,8 @@ def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cf
     report.setdefault("out_of_domain", None)
     report["robustness"] = robustness(predict, test, cfg["robustness"], report, out_of_domain)
     settings = {"schema_version": SETTINGS_SCHEMA_VERSION, "model": name, **serving,
-                "temperature": report["temperature"], "threshold": report["threshold"]}
+                "temperature": report["temperature"], "threshold": report["threshold"],
+                "band": [report["band_low"], report["band_high"]]}
     if fitted:
         settings["domain"] = fitted
     write_text(out.settings(name), json.dumps(settings, indent=2) + "\n")

@@ -32,9 +32,11 @@ def labelled_files(folder: Path, class_names: dict, max_bytes: int | None):
 def score_folder(detector, files: list[str], labels: np.ndarray, face_crop: bool | None = None,
                  bootstrap: dict | None = None) -> dict:
     """The metrics of ``detector`` on labelled files, scored as served: every metric of the
-    contract, the reals called fake, bootstrap intervals (``evaluate.bootstrap``), the share
-    out of domain, unreadable files and (face crop on) faces found."""
+    contract, the reals called fake, bootstrap intervals (``evaluate.bootstrap``), the
+    three-way verdicts' coverage and accuracy, the share out of domain, unreadable files and
+    (face crop on) faces found."""
     from .evaluation import binary_metrics, bootstrap_intervals, harm_metrics
+    from .verdicts import decided_metrics
 
     rows = detector.score(files, face_crop=face_crop)
     ok = [i for i, r in enumerate(rows) if not r["error"]]
@@ -44,6 +46,8 @@ def score_folder(detector, files: list[str], labels: np.ndarray, face_crop: bool
     report.update(harm_metrics(y, p, detector.threshold))
     report.update(bootstrap_intervals(y, p, detector.threshold, bootstrap or {}))
     report["unreadable"] = len(rows) - len(ok)
+    report.update(decided_metrics(y, p, detector.threshold, detector.band,
+                                  np.array([rows[i]["domain"] == "out" for i in ok], dtype=bool)))
     domains = [rows[i]["domain"] for i in ok if rows[i]["domain"]]
     report["out_of_domain"] = domains.count("out") / len(domains) if domains else None
     if face_crop or (face_crop is None and detector.settings.get("face_crop", {}).get("enabled")):

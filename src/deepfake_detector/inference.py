@@ -7,9 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
+from . import verdicts
 from .images import MAX_FILE_MB, MB
 from .model_settings import read_settings, settings_for_defaults
 from .scoring import apply_temperature, compiled_predict, label
+
+
+def trained_on_text(trained_on: dict | None) -> str:
+    """``settings['trained_on']`` in words; "unknown" for a model that records none."""
+    if not trained_on:
+        return "unknown"
+    images = trained_on.get("images")
+    date = trained_on.get("date")
+    return (f"{trained_on.get('source') or 'unknown'}"
+            + (f": {images} images" if images is not None else "")
+            + (f", trained {date}" if date else ""))
 
 
 def prepare_image(source, size: int, *, max_pixels: int = 50_000_000, crop: float = 1.0,
@@ -58,6 +70,20 @@ class Detector:
     def threshold(self) -> float:
         return float(self.settings.get("threshold", 0.5))
 
+    @property
+    def band(self) -> list[float]:
+        """``[low, high]``: P(fake) in it is inconclusive (none for settings without one)."""
+        return list(self.settings.get("band") or [self.threshold, self.threshold])
+
+    @property
+    def trained_on(self) -> str:
+        """One line on the training data: "synthetic: 2100 images, trained 2026-11-29"."""
+        return trained_on_text(self.settings.get("trained_on"))
+
+    def verdict(self, p: float | None, domain: str | None) -> tuple[str | None, str]:
+        """``(fake|real|inconclusive, reason)``: ``verdicts.verdict`` with this model's band."""
+        return verdicts.verdict(p, self.threshold, self.band, domain)
+
     def label(self, p):
         """"fake" or "real" for calibrated P(fake) ``p`` (a number or an array)."""
         return label(p, self.threshold)
@@ -81,16 +107,17 @@ class Detector:
 
     def score(self, sources: list, names: list[str] | None = None,
               face_crop: bool | None = None) -> list[dict]:
-        """One result per source, in order: ``file, p_fake, label, face_found, domain,
-        domain_score, error``; an unusable file gets its rejection reason in ``error`` and the
-        rest are still scored."""
+        """One result per source, in order: ``file, p_fake, label, verdict, reason,
+        face_found, domain, domain_score, trained_on, error``; an unusable file gets its
+        rejection reason in ``error`` and the rest are still scored."""
         from .errors import ImageRejected
 
         names = names or [str(s) if not isinstance(s, (bytes, bytearray)) else "" for s in sources]
         rows, images = [], []
         for name, source in zip(names, sources):
-            row = {"file": name, "p_fake": None, "label": None, "face_found": None,
-                   "domain": None, "domain_score": None, "error": ""}
+            row = {"file": name, "p_fake": None, "label": None, "verdict": None, "reason": "",
+                   "face_found": None, "domain": None, "domain_score": None,
+                   "trained_on": self.trained_on, "error": ""}
             try:
                 image, row["face_found"] = self.prepare(source, face_crop)
                 images.append(image)
@@ -105,6 +132,7 @@ class Detector:
                     p, (row["domain"], row["domain_score"]) = next(scores)
                     row["p_fake"] = round(float(p), 6)
                     row["label"] = self.label(row["p_fake"])
+                    row["verdict"], row["reason"] = self.verdict(row["p_fake"], row["domain"])
         return rows
 
 

@@ -86,6 +86,9 @@ NOTES = {
     "evaluate.calibration": "temperature scaling fitted on validation | none",
     "evaluate.robustness": "test images re-shared at each severity ([] skips a kind)",
     "evaluate.bootstrap": "95% intervals of ROC AUC and accuracy (resamples 0: none)",
+    "evaluate.decide": "verdict inconclusive in a band around the threshold (fitted on "
+                       "validation)",
+    "evaluate.decide.target_accuracy": "validation accuracy outside the band; null: no band",
     "evaluate.external": "{name: labelled folder} scored by every model (stage external)",
     "evaluate.domain": "out-of-domain flag: features' distance to the training images",
     "evaluate.domain.quantile": "flag past this quantile of validation distances; null: off",

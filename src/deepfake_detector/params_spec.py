@@ -249,6 +249,7 @@ SPEC = {
                                 "rescale": Key(list_of(number(hi=1, above=0)),
                                                [0.75, 0.5, 0.25])},
                  "bootstrap": {"resamples": Key(integer(0), 1000), "seed": Key(integer(0), 0)},
+                 "decide": {"target_accuracy": Key(optional(number(0.5, 1)), 0.95)},
                  "external": Key(external_sets, {}),
                  "domain": {"quantile": Key(optional(number(0.5, 1)), 0.99),
                             "max_images": Key(integer(10), 5000)},

@@ -10,11 +10,17 @@ import numpy as np
 import pandas as pd
 
 
+COLUMNS = ["p_fake", "label", "verdict", "reason", "face_found", "domain", "domain_score",
+           "trained_on", "error"]
+
+
 class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
     """Input: a DataFrame with a column ``image`` of base64-encoded image files (what
     ``mlflow models serve`` receives as ``dataframe_split``), or a uint8 array N×H×W×3 at the
-    model's size. Output: a DataFrame ``p_fake, label, face_found, domain, domain_score,
-    error`` (one row each; ``domain`` in|out, None for a model without a domain fit)."""
+    model's size. Output: a DataFrame of ``COLUMNS``, one row each: ``label`` the threshold's
+    fake|real, ``verdict`` fake|real|inconclusive with its ``reason`` (in_band,
+    out_of_domain), ``domain`` in|out (None for a model without a domain fit), ``trained_on``
+    the training data in words."""
 
     def load_context(self, context):
         from deepfake_detector.inference import Detector
@@ -24,21 +30,24 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
         self.detector = Detector.load(context.artifacts["keras_model"], settings)
 
     def predict(self, context, model_input, params=None):
-        columns = ["p_fake", "label", "face_found", "domain", "domain_score", "error"]
         if isinstance(model_input, np.ndarray) and model_input.ndim == 4:
             x = model_input.astype(np.uint8)
             p = self.detector.probabilities(x)
             where, distance = zip(*self.detector.domain(x)) if len(x) else ((), ())
+            verdict, reason = zip(*map(self.detector.verdict, p, where)) if len(x) else ((), ())
             return pd.DataFrame({"p_fake": p, "label": self.detector.label(p),
+                                 "verdict": list(verdict), "reason": list(reason),
                                  "face_found": None, "domain": list(where),
-                                 "domain_score": list(distance), "error": ""})
+                                 "domain_score": list(distance),
+                                 "trained_on": self.detector.trained_on, "error": ""},
+                                columns=COLUMNS)
         if isinstance(model_input, pd.DataFrame) and "image" in model_input.columns:
             sources = [_decode_b64(v) for v in model_input["image"]]
             rows = self.detector.score([s if s is not None else b"" for s in sources])
             for row, source in zip(rows, sources):
                 if source is None:
                     row["error"] = "not_base64"
-            return pd.DataFrame(rows)[columns]
+            return pd.DataFrame(rows, columns=COLUMNS)
         raise ValueError("expected a DataFrame with a column 'image' of base64-encoded image "
                          "files, or a uint8 array N×H×W×3")
 
