@@ -290,18 +290,20 @@ def test_model_card_text_never_runs_as_script_and_the_page_works(page_server, br
                 if "Content Security Policy" in m.text else None)
         response = page.goto(page_server.url)
         assert response.headers["content-security-policy"] == POLICY
-        page.wait_for_selector("#card:has-text('trained on')")
+        page.wait_for_selector("#card:has-text('Trained on')")
         card = page.inner_text("#card")
         assert card.count(XSS) == 4, card  # name, alias, model and training data, as text
         assert page.evaluate("window.__pwned") is None
         assert page.locator("img[src='x']").count() == 0
-        page.set_input_files("#file", str(face))
-        page.wait_for_selector("#verdict:not(:empty)", timeout=30_000)
-        verdict = page.inner_text("#verdict")
-        assert verdict.split()[0] in ("real", "fake") and verdict.endswith("%")
-        page.wait_for_selector("#images figure", timeout=60_000)  # data: images are allowed
+        page.set_input_files("#files", str(face))
+        page.wait_for_selector("#rows .verdict", timeout=30_000)
+        verdict = page.inner_text("#rows .verdict")
+        assert verdict.startswith("P(fake) ") and verdict.split()[-1] in (
+            "real", "fake", "inconclusive")
+        page.locator("#rows button").click()
+        page.wait_for_selector("#detail figure", timeout=60_000)  # data: images are allowed
         assert page.eval_on_selector_all(
-            "#images img", "imgs => imgs.map(i => i.complete && i.naturalWidth)") == [256] * 4
+            "#detail img", "imgs => imgs.map(i => i.complete && i.naturalWidth)") == [256] * 4
         assert violations == []
         for path in ("/model", "/static/app.js", "/static/style.css", "/health"):
             assert httpx.get(page_server.url + path).headers["content-security-policy"] == POLICY
@@ -310,32 +312,42 @@ def test_model_card_text_never_runs_as_script_and_the_page_works(page_server, br
 
 
 def test_docs_page_runs_under_its_own_policy(server, browser):
-    """Swagger UI's files come from its CDN (stubbed here: the test machine is offline): the
-    policy allows exactly them and the page's inline start-up script, nothing else."""
-    from deepfake_detector.service_guard import SWAGGER_CSS, SWAGGER_ICON, SWAGGER_JS
+    """Swagger UI works offline: every file /docs loads comes from this server (a request to
+    any other host fails the test), it renders the API's operations, and the policy allows
+    exactly this server's files and the page's inline start-up script, nothing else."""
+    from conftest import ARTIFACTS
 
-    stub = ("window.SwaggerUIBundle = function (cfg) {"
-            " document.getElementById('swagger-ui').textContent = 'started ' + cfg.url; };"
-            " SwaggerUIBundle.presets = {apis: 1}; SwaggerUIBundle.SwaggerUIStandalonePreset = 1;")
-    violations = []
+    elsewhere, violations = [], []
+
+    def only_this_server(route):
+        if route.request.url.startswith(server.url + "/"):
+            return route.continue_()
+        elsewhere.append(route.request.url)
+        return route.abort()
+
     page = browser.new_page()
     try:
-        page.route(SWAGGER_JS, lambda r: r.fulfill(body=stub, content_type="text/javascript"))
-        page.route(SWAGGER_CSS, lambda r: r.fulfill(body="body{}", content_type="text/css"))
-        page.route(SWAGGER_ICON, lambda r: r.fulfill(status=404))
+        page.route("**/*", only_this_server)
         page.on("console", lambda m: violations.append(m.text)
                 if "Content Security Policy" in m.text else None)
         response = page.goto(f"{server.url}/docs")
         policy = response.headers["content-security-policy"]
-        assert f"script-src {SWAGGER_JS} 'sha256-" in policy and "unsafe-inline' " not in \
+        assert "script-src 'self' 'sha256-" in policy and "unsafe-inline' " not in \
             policy.split("style-src")[0]
-        page.wait_for_selector("#swagger-ui:has-text('started /openapi.json')", timeout=10_000)
+        assert "http" not in policy  # no other host is allowed anything
+        operation = page.locator(".opblock-summary-path[data-path='/predict']")
+        operation.wait_for(state="visible", timeout=20_000)
+        page.screenshot(path=str(ARTIFACTS / "docs_page.png"))
         page.evaluate("() => { const s = document.createElement('script');"
                       " s.textContent = 'window.__pwned = 1'; document.body.append(s); }")
         assert page.evaluate("window.__pwned") is None  # another inline script is refused
         assert len(violations) == 1 and "script" in violations[0], violations
+        assert not elsewhere, elsewhere
     finally:
         page.close()
+    assert httpx.get(f"{server.url}/docs/assets/swagger-ui.css").status_code == 200
+    for name in ("index.html", "..%2F..%2Fservice.py", "swagger-ui.css.map"):  # allow-list only
+        assert httpx.get(f"{server.url}/docs/assets/{name}").status_code == 404, name
 
 
 class StubDetector:

@@ -1,7 +1,8 @@
 """What the service sends besides its answers: the Content-Security-Policy on every response
 (the page's script and style are files of this server, so no inline code is allowed; Swagger UI
-at /docs gets a policy of its own), and the check of the ``Host`` header against
-``serve.allowed_hosts`` (a page on another name, e.g. by DNS rebinding, gets 400)."""
+at /docs, whose files this server also serves, gets a policy of its own), and the check of
+the ``Host`` header against ``serve.allowed_hosts`` (a page on another name, e.g. by DNS
+rebinding, gets 400)."""
 
 import base64
 
@@ -9,28 +10,38 @@ import base64
 # overlays are data: URLs), no plugins, no <base>, no framing.
 POLICY = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
           "frame-ancestors 'none'; form-action 'self'")
-SWAGGER_JS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"
-SWAGGER_CSS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"
-SWAGGER_ICON = "https://fastapi.tiangolo.com/img/favicon.png"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+# Swagger UI's own files, served at /docs/assets/<name> from the fastapi-offline wheel (no CDN:
+# /docs works offline).
+DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+               "swagger-ui.css": "text/css; charset=utf-8", "favicon.png": "image/png"}
+
+
+def docs_asset(name: str) -> bytes:
+    """One of ``DOCS_ASSETS``, as fastapi-offline ships it."""
+    from importlib import resources
+
+    return resources.files("fastapi_offline").joinpath("static", name).read_bytes()
 
 
 def docs_page(title: str) -> tuple[str, str]:
-    """FastAPI's Swagger UI page (loaded from its CDN) and the policy that lets exactly that
-    load: the two CDN files, the favicon, the page's own inline start-up script (by its hash),
-    and inline styles (Swagger UI sets them; no script can be injected through them)."""
+    """FastAPI's Swagger UI page, its files from this server, and the policy that lets exactly
+    that load: this server's files, the page's own inline start-up script (by its hash), and
+    inline styles (Swagger UI sets them; no script can be injected through them)."""
     import hashlib
     import re
 
     from fastapi.openapi.docs import get_swagger_ui_html
 
     html = get_swagger_ui_html(openapi_url="/openapi.json", title=title, oauth2_redirect_url=None,
-                               swagger_js_url=SWAGGER_JS, swagger_css_url=SWAGGER_CSS,
-                               swagger_favicon_url=SWAGGER_ICON).body.decode()
+                               swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                               swagger_css_url="/docs/assets/swagger-ui.css",
+                               swagger_favicon_url="/docs/assets/favicon.png",
+                               swagger_ui_parameters={"validatorUrl": None}).body.decode()
     hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()
                       + "'" for s in re.findall(r"<script>(.*?)</script>", html, re.S))
-    return html, (f"default-src 'none'; script-src {SWAGGER_JS} {hashes}; "
-                  f"style-src {SWAGGER_CSS} 'unsafe-inline'; img-src 'self' data: {SWAGGER_ICON}; "
+    return html, (f"default-src 'none'; script-src 'self' {hashes}; "
+                  "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                   "connect-src 'self'; object-src 'none'; base-uri 'none'; "
                   "frame-ancestors 'none'; form-action 'none'")
 
