@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install params repro test test-fast ui serve bench samples lint clean
+.PHONY: help install params repro plots test test-fast ui serve bench samples lint clean
 
 # PROFILE=<name>: `make params` and `make repro` first write params.yaml from
 # profiles/<name>.yaml over the defaults (PROFILE=study: the study's values). Empty: as it is.
@@ -43,6 +43,9 @@ repro: $(STAMP) ## run the whole pipeline (dvc repro; PROFILE=<name> writes para
 	@echo; echo "Explanations: reports/explain/index.html; their scores: metrics/explain.json"
 	@echo "Registered: models/registered.json (alias challenger). Next: $(BIN)/deepfake promote, then make serve"
 
+plots: $(STAMP) ## DVC's plots as dvc_plots/index.html, drawn with no network (vega inlined)
+	$(BIN)/python -m deepfake_detector.offline_plots -o dvc_plots
+
 test: $(STAMP) ## run the whole test suite (slow tests included)
 	$(BIN)/pytest
 
@@ -50,7 +53,8 @@ test-fast: $(STAMP) ## run the tests not marked slow
 	$(BIN)/pytest -m "not slow"
 
 ui: $(STAMP) ## MLflow UI on 127.0.0.1:5000 over the project's store
-	@echo "MLflow UI: http://127.0.0.1:5000/  (models: http://127.0.0.1:5000/#/models)"
+	@url=$$($(BIN)/python -c "from pathlib import Path; from deepfake_detector.tracking import ui_url; print(ui_url(Path.cwd()))" 2>/dev/null) || url=http://127.0.0.1:5000/; \
+	echo "MLflow UI: $$url  (opens on the runs table; models: http://127.0.0.1:5000/#/models)"
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
 
 serve: $(STAMP) ## the detection web page and JSON API on 127.0.0.1:8000 (the champion model)

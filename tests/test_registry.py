@@ -12,6 +12,7 @@ from helpers import jpeg_bytes
 from deepfake_detector import cli, registry
 from deepfake_detector.inference import load_detector
 from deepfake_detector.model_settings import SETTINGS_SCHEMA_VERSION, settings_for_defaults
+from deepfake_detector.pyfunc import COLUMNS
 
 GOOD = {"accuracy": 0.85, "precision": 0.9, "recall": 0.8, "f1": 0.85, "roc_auc": 0.9,
         "average_precision": 0.9}
@@ -45,9 +46,10 @@ def serving_settings(root, **fitted) -> dict:
             **fitted}
 
 
-def new_model(root, seed: int, metrics: dict, settings: dict | None = None) -> dict:
-    """Train nothing: a small CNN with seeded weights, its settings, metrics and a run, then
-    register."""
+def new_model(root, seed: int, metrics: dict, settings: dict | None = None,
+              run_params: dict | None = None) -> dict:
+    """Train nothing: a small CNN with seeded weights, its settings, metrics and a run (with
+    ``run_params`` as the training stage logs its params), then register."""
     import keras
     import mlflow
 
@@ -65,6 +67,7 @@ def new_model(root, seed: int, metrics: dict, settings: dict | None = None) -> d
     with mlflow.start_run(run_name="tuned"):  # tagged as train@tuned tags its run
         mlflow.set_tags({"dvc.stage": "train@tuned", "model": "tuned",
                          "model.md5": tracking.md5_file(root / "models/tuned.keras")})
+        mlflow.log_params(run_params or {})
     return registry.register(root, yaml.safe_load((root / "params.yaml").read_text()))
 
 
@@ -208,3 +211,94 @@ def test_settings_of_a_newer_schema_are_refused_in_one_clear_line(project):
     (project / "models/tuned.settings.json").write_text(json.dumps(future))
     with pytest.raises(ValueError, match="tuned.settings.json has settings schema_version 2"):
         load_detector(str(project / "models/tuned.keras"), project, params)
+
+
+def models_table(capsys) -> tuple[dict[int, str], str]:
+    """`deepfake models`: its rows by version, and what it said on stderr."""
+    capsys.readouterr()  # not what came before
+    assert cli.main(["models"]) == 0
+    out, err = capsys.readouterr()
+    rows = [line.split() for line in out.splitlines()[1:]]
+    return {int(row[0]): " ".join(row) for row in rows}, err
+
+
+def test_promotion_records_the_gate_and_an_alias_set_around_it_is_marked(project, capsys):
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    new_model(project, 1, GOOD)
+    client.set_registered_model_alias("deepfake-detector", "champion", "1")  # the UI's editor
+    rows, err = models_table(capsys)
+    assert "champion" in rows[1] and " NOT GATED " in rows[1]
+    assert "alias champion on version 1 was set outside `deepfake promote`" in err
+    assert "`deepfake promote --version 1` checks it" in err
+    assert cli.main(["promote", "--version", "1"]) == 0  # checks it, records it
+    assert client.get_model_version("deepfake-detector", "1").tags["promotion.gate"] == "passed"
+    rows, err = models_table(capsys)
+    assert " passed " in rows[1] and err == ""
+    new_model(project, 2, {**GOOD, "roc_auc": 0.7})
+    assert cli.main(["promote", "--force", "--reason", "known bias fix"]) == 0
+    rows, err = models_table(capsys)
+    assert "champion" in rows[2] and " forced " in rows[2] and " passed " in rows[1]
+    assert err == ""
+    # back to version 1 by hand: it passed the gate once, but not this move
+    client.set_registered_model_alias("deepfake-detector", "champion", "1")
+    rows, err = models_table(capsys)
+    assert " NOT GATED " in rows[1] and " forced " in rows[2]
+    assert "version 1 was set outside" in err
+    assert registry.list_versions("deepfake-detector")[0]["gate"] == registry.NOT_GATED
+
+
+def test_models_shows_what_each_version_was_trained_on(project, capsys):
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    new_model(project, 1, GOOD)  # a run without n_train and settings without trained_on
+    new_model(project, 2, GOOD, run_params={"n_train": 40})
+    new_model(project, 3, GOOD, serving_settings(
+        project, trained_on={"source": "synthetic", "images": 7}), {"n_train": 40})
+    versions = {n: client.get_model_version("deepfake-detector", str(n)) for n in (1, 2, 3)}
+    day = registry._day(client.get_run(versions[2].run_id).info.start_time)
+    assert registry.trained_on(versions[2]) == {"source": "synthetic", "images": 40, "date": day}
+    assert [registry.trained_on(versions[n])["images"] for n in (1, 3)] == [None, 7]
+    rows, _ = models_table(capsys)
+    assert rows[1].endswith(f"0.9000 - {day} synthetic")
+    assert rows[2].endswith(f"0.9000 40 {day} synthetic")
+    for tag in ("data.images", "trained.date", "data.source"):  # a version registered before
+        client.delete_model_version_tag("deepfake-detector", "1", tag)
+    older = client.get_model_version("deepfake-detector", "1")
+    assert registry.trained_on(older) == {"source": None, "images": None,
+                                          "date": registry._day(older.creation_timestamp)}
+
+
+def test_the_registered_version_says_what_it_takes_and_returns(project):
+    """Its description and output signature name the pyfunc's real input and columns, and a
+    `mlflow models serve` request (its own handler, without the HTTP server) is still
+    answered, as is a uint8 array."""
+    import base64
+
+    import mlflow
+    from mlflow.pyfunc import scoring_server
+
+    new_model(project, 1, GOOD, run_params={"n_train": 40})
+    client = mlflow.MlflowClient()
+    described = client.get_model_version("deepfake-detector", "1").description
+    assert "column `image` of base64-encoded image files" in described
+    assert "uint8 array N×H×W×3" in described and "verdict (fake|real|inconclusive)" in described
+    assert all(column in described for column in COLUMNS)
+    assert "trained on synthetic: 40 images" in described and "image size 64" in described
+    assert "marks it NOT GATED" in client.get_registered_model("deepfake-detector").description
+    pyfunc = mlflow.pyfunc.load_model("models:/deepfake-detector/1")
+    signature = pyfunc.metadata.signature
+    assert signature.inputs is None and signature.outputs.input_names() == COLUMNS
+    body = json.dumps({"dataframe_split": {"columns": ["image"], "data": [
+        [base64.b64encode(jpeg_bytes(1)).decode()], ["bm90IGFuIGltYWdl"]]}})
+    answer = scoring_server.invocations(body, "application/json", pyfunc,
+                                        pyfunc.metadata.get_input_schema())
+    assert answer.status == 200, answer.response
+    first, second = json.loads(answer.response)["predictions"]
+    assert list(first) == COLUMNS and first["verdict"] in ("fake", "real", "inconclusive")
+    assert first["error"] == "" and 0 <= first["p_fake"] <= 1 and second["error"] != ""
+    assert len(pyfunc.predict(np.zeros((2, 64, 64, 3), np.uint8))) == 2
+    detector, _ = load_detector("models:/deepfake-detector/1", project, params_of(project))
+    assert detector.trained_on.startswith("synthetic: 40 images, trained 20")

@@ -79,3 +79,24 @@ def test_git_dirty_ignores_outputs_a_first_run_deletes_but_not_code(tmp_path):
     (tmp_path / "src/code.py").write_text("edited\n")
     assert tracking.git_changes(tmp_path) == ["src/code.py"]
     assert tracking.git_tags(tmp_path)["git.dirty"] == "true"
+
+
+def test_the_experiment_is_a_model_training_one_new_or_made_before(project, monkeypatch):
+    """MLflow 3's experiment kind tag: set on a new experiment and on one made before the
+    tag was set; a kind someone chose since (in the UI) is kept."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking.tracking_uri(project))
+    old = mlflow.create_experiment(tracking.EXPERIMENT)  # as an older checkout made it
+    assert tracking.KIND_TAG not in mlflow.get_experiment(old).tags
+    tracking.setup(project)
+    assert mlflow.get_experiment(old).tags[tracking.KIND_TAG] == "custom_model_development"
+    mlflow.MlflowClient().set_experiment_tag(old, tracking.KIND_TAG, "genai_development")
+    tracking.setup(project)
+    assert mlflow.get_experiment(old).tags[tracking.KIND_TAG] == "genai_development"
+    (project / "fresh").mkdir()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # set_tracking_uri exported it
+    tracking.setup(project / "fresh")  # a new store: the experiment is created with it
+    new = mlflow.get_experiment_by_name(tracking.EXPERIMENT)
+    assert new.tags[tracking.KIND_TAG] == "custom_model_development"
+    assert new.artifact_location.endswith("fresh/mlartifacts")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 from . import tracking
@@ -17,6 +18,19 @@ HISTORY_TAG = "champion_history"  # on the registered model: champions in order,
 GATE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision")
 LINEAGE_PREFIXES = ("git.", "dvc.md5.", "data.hash", "weights", "distribute", "replicas",
                     "model.md5", "restored")
+TRAINED_ON_TAGS = {"data.source": "source", "data.images": "images", "trained.date": "date"}
+GATE_TAG, NOT_GATED = "promotion.gate", "NOT GATED"  # passed|forced, set by `deepfake promote`
+TYPES = {"p_fake": "double", "face_found": "boolean", "domain_score": "double"}  # else string
+IO = ("Input: a DataFrame with a column `image` of base64-encoded image files (`mlflow models "
+      "serve`: `{\"dataframe_split\": {\"columns\": [\"image\"], \"data\": [[\"<base64>\"]]}}`), "
+      "or a uint8 array N×H×W×3 at the model's image size. Output: a DataFrame, one row per "
+      "image: p_fake (calibrated P(fake), 1 = fake), label (fake|real at the threshold), "
+      "verdict (fake|real|inconclusive), reason (why inconclusive: in_band|out_of_domain), "
+      "face_found, domain (in|out of the training data's domain), domain_score, trained_on "
+      "(the training data in words), error (empty, or why the image was not scored).")
+DESCRIPTION = ("Deepfake face-image detector: P(fake) of a face photograph (1 = fake). " + IO +
+               " Move `champion` with `deepfake promote` (the promotion gate): an alias set "
+               "here bypasses the gate, and `deepfake models` marks it NOT GATED.")
 
 
 def settings_for(root: Path, model: str) -> dict:
@@ -54,10 +68,12 @@ def register(root: Path, params: dict) -> dict:
     tracking.setup(root)
     client = mlflow.MlflowClient()
     try:
-        client.get_registered_model(name)
+        described = client.get_registered_model(name).description
+        if not described or (described != DESCRIPTION  # ours, an older text
+                             and described.startswith(DESCRIPTION.split(":")[0])):
+            client.update_registered_model(name, description=DESCRIPTION)
     except mlflow.exceptions.MlflowException:
-        client.create_registered_model(name, description=(
-            "Deepfake face-image detector: P(fake) of a face photograph (1 = fake)."))
+        client.create_registered_model(name, description=DESCRIPTION)
     existing = [v for v in client.search_model_versions(f"name='{name}'")
                 if v.tags.get("fingerprint") == print_]
     if existing:
@@ -74,34 +90,70 @@ def register(root: Path, params: dict) -> dict:
 
 def _new_version(root, name, model, model_file, settings, print_):
     import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
 
-    from .pyfunc import DeepfakeDetectorModel
+    from .inference import trained_on_text
+    from .pyfunc import COLUMNS, DeepfakeDetectorModel
 
     metrics = json.loads(Workspace(root).metrics(model).read_text())  # for the promotion gate
     source = json.loads(Workspace(root).source_record.read_text())
     run_id = tracking.training_run(root, model)
+    run = mlflow.MlflowClient().get_run(run_id)
+    trained = {"source": str(source["source"]) if source.get("source") else None,
+               "images": _train_images(root, settings, run.data.params),
+               "date": _day(run.info.start_time)}
+    # Outputs only: an input schema (column `image`) makes MLflow refuse the uint8 arrays
+    # that the pyfunc also takes; `dataframe_split` with `image` is served either way.
+    signature = ModelSignature(outputs=Schema([
+        ColSpec(TYPES.get(column, "string"), column, required=column in ("error", "trained_on"))
+        for column in COLUMNS]))
     with tempfile.TemporaryDirectory() as tmp, tracking.resumed_run(run_id):
-        settings_file = Path(tmp) / "settings.json"
-        settings_file.write_text(json.dumps(settings, indent=2))
+        settings_file = Path(tmp) / "settings.json"  # trained_on: shown beside verdicts
+        settings_file.write_text(json.dumps({**settings, "trained_on": trained}, indent=2))
         import keras
         import tensorflow as tf
 
         info = mlflow.pyfunc.log_model(
-            name="detector", python_model=DeepfakeDetectorModel(),
+            name="detector", python_model=DeepfakeDetectorModel(), signature=signature,
             artifacts={"keras_model": str(model_file), "settings": str(settings_file)},
             code_paths=[str(Path(__file__).parent)],
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
                               "pillow", "simplejpeg", "opencv-python-headless<5", "pandas"])
-    trained = mlflow.MlflowClient().get_run(run_id).data.tags
     tags = {"fingerprint": print_, "model": model, "dvc.stage": "register",
             "registered.git.commit": tracking.git_commit(root),
-            "data.source": str(source.get("source")),
             "data.sha256": str(source.get("sha256") or ""),
+            **{tag: str(trained[key]) for tag, key in TRAINED_ON_TAGS.items()
+               if trained[key] is not None},
             "threshold": str(settings["threshold"]), "temperature": str(settings["temperature"]),
             # lineage: the commit, data and weights the model was trained from
-            **{k: v for k, v in trained.items() if k.startswith(LINEAGE_PREFIXES)}}
+            **{k: v for k, v in run.data.tags.items() if k.startswith(LINEAGE_PREFIXES)}}
     tags.update({f"test_{k}": str(metrics[k]) for k in GATE_METRICS if metrics.get(k) is not None})
-    return mlflow.register_model(info.model_uri, name, tags=tags)
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
+    return mlflow.MlflowClient().update_model_version(name, version.version, description=(
+        f"Model `{model}`, trained on {trained_on_text(trained)}; threshold "
+        f"{settings['threshold']}, image size {settings['image_size']}. " + IO))
+
+
+def _train_images(root: Path, settings: dict, run_params: dict) -> int | None:
+    """The training split's image count: as evaluate recorded it in the settings, else the
+    training run's ``n_train`` (settings written before evaluate recorded it)."""
+    count = (settings.get("trained_on") or {}).get("images") or run_params.get("n_train")
+    return None if count is None else int(count)
+
+
+def _day(ms) -> str | None:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).date().isoformat() if ms else None
+
+
+def trained_on(version) -> dict:
+    """What a registered version (an MLflow ``ModelVersion``) was trained on, from the tags
+    the register stage sets: ``{"source": str|None, "images": int|None, "date":
+    "YYYY-MM-DD"|None}`` (the training run's start, else the version's creation; UTC)."""
+    tags, images = version.tags, version.tags.get("data.images", "")
+    return {"source": tags.get("data.source") if tags.get("data.source") not in ("", "None")
+            else None, "images": int(images) if images.isdigit() else None,
+            "date": tags.get("trained.date") or _day(version.creation_timestamp)}
 
 
 def version_metrics(version) -> dict[str, float]:
@@ -171,6 +223,8 @@ def promote(name: str, cfg: dict, version: int | None = None, force: bool = Fals
             f"the champion changed from version {champion and champion.version} to "
             f"{now and now.version} during the check; nothing was changed: run promote again"]}
     client.set_registered_model_alias(name, CHAMPION, candidate.version)
+    client.set_model_version_tag(name, candidate.version, GATE_TAG,
+                                 "forced" if failures else "passed")
     if force:
         client.set_model_version_tag(name, candidate.version, "promotion.forced_reason", reason)
         client.set_model_version_tag(name, candidate.version, "promotion.gate_failures",
@@ -204,18 +258,33 @@ def rollback(name: str) -> dict:
     return {"version": history[-1], "from": int(current.version) if current else None}
 
 
+def gate_status(version, champion: str | None, history: list[int]) -> str:
+    """``passed``/``forced``: how `deepfake promote` last made ``version`` champion (``-``: never);
+    ``NOT GATED``: champion by an alias set outside promote/rollback (the MLflow UI's editor)."""
+    if str(version.version) == str(champion) and history[-1:] != [int(version.version)]:
+        return NOT_GATED
+    if version.tags.get(GATE_TAG):
+        return version.tags[GATE_TAG]
+    if "promotion.forced_reason" in version.tags:
+        return "forced"  # promoted before the gate tag existed
+    return "passed" if int(version.version) in history else "-"
+
+
 def list_versions(name: str) -> list[dict]:
     import mlflow
 
     client = mlflow.MlflowClient()
+    registered = client.get_registered_model(name)
+    history = [int(v) for v in registered.tags.get(HISTORY_TAG, "").split(",") if v]
     aliases: dict[str, list[str]] = {}
-    for alias, number in client.get_registered_model(name).aliases.items():
+    for alias, number in registered.aliases.items():
         aliases.setdefault(str(number), []).append(alias)
     rows = []
     for v in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
         rows.append({"version": int(v.version), "aliases": sorted(aliases.get(str(v.version), [])),
                      "model": v.tags.get("model", ""), **version_metrics(v),
-                     "tags": dict(v.tags), "run_id": v.run_id})
+                     "gate": gate_status(v, registered.aliases.get(CHAMPION), history),
+                     "trained_on": trained_on(v), "tags": dict(v.tags), "run_id": v.run_id})
     return rows
 
 
@@ -226,6 +295,7 @@ def lineage(name: str, row: dict) -> dict:
 
     run = mlflow.MlflowClient().get_run(row["run_id"])
     return {"name": name, "version": row["version"], "aliases": row["aliases"],
+            "gate": row["gate"], "trained_on": row["trained_on"],
             "run_id": row["run_id"], "run_status": run.info.status,
             "tags": dict(sorted(row["tags"].items())),
             "params": dict(sorted(run.data.params.items()))}

@@ -12,6 +12,10 @@ from .config import main_checkout
 from .paths import Workspace
 
 EXPERIMENT = "deepfake-detection"
+# MLflow 3's experiment type, as its UI's type selector writes it: classic model training
+# (the runs table), not a GenAI app (traces). The 3.17 UI's "GenAI | Model training" switch
+# still decides the default page (README, `make ui`).
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def tracking_uri(root: Path) -> str:
@@ -48,7 +52,9 @@ def setup(root: Path):
             mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
         except mlflow.exceptions.MlflowException:
             pass  # created meanwhile by a parallel stage
-    mlflow.set_experiment(EXPERIMENT)
+    experiment = mlflow.set_experiment(EXPERIMENT)
+    if KIND_TAG not in experiment.tags:  # also an experiment made before the tag was set
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, KIND_TAG, KIND)
     return mlflow
 
 
@@ -59,6 +65,19 @@ def _git(root: Path, *args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None
+
+
+def ui_url(root: Path, base: str = "http://127.0.0.1:5000") -> str:
+    """Where `make ui` sends people: the project's experiment on its runs table. MLflow
+    3.17's UI opens an experiment on its GenAI overview whatever the experiment's kind tag,
+    unless the address asks for ``workflowType=machine_learning``."""
+    uri = tracking_uri(root)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        return base + "/"  # no runs yet (`make repro` makes them)
+    experiment = setup(root).get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return base + "/"
+    return f"{base}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning"
 
 
 @contextlib.contextmanager
