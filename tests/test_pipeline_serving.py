@@ -109,12 +109,16 @@ def test_page_upload_shows_the_verdict(champion, browser):
     try:
         page = browser.new_page()
         page.goto(url)
-        page.wait_for_selector("#card .warning")  # trained on synthetic data: says so
-        page.set_input_files("#file", str(first_fake(repo)))
-        page.wait_for_selector("#images figure", timeout=60_000)
-        verdict = page.inner_text("#verdict")
-        assert verdict.split()[0] in ("real", "fake") and verdict.endswith("%")
-        assert page.locator("#images img").count() == 4
+        page.wait_for_selector("#card .unreliable")  # trained on synthetic data: says so
+        page.set_input_files("#files", str(first_fake(repo)))
+        page.wait_for_selector("#rows .verdict", timeout=60_000)
+        verdict = page.inner_text("#rows .verdict")
+        assert re.match(r"P\(fake\) \d\.\d\d, threshold \d\.\d\d: (fake|real|inconclusive)$",
+                        verdict), verdict
+        assert "trained on synthetic: " in page.inner_text("#rows .domain")
+        page.locator("#rows button").click()
+        page.wait_for_selector("#detail figure", timeout=60_000)
+        assert page.locator("#detail figure img").count() == 4
         page.screenshot(path=str(ARTIFACTS / "service_page.png"), full_page=True)
     finally:
         server.should_exit = True
@@ -139,3 +143,52 @@ def test_mlflow_ui_shows_the_champion(champion, browser):
         proc.terminate()
         proc.wait(20)
     assert os.path.getsize(ARTIFACTS / "mlflow_ui_model.png") > 10_000
+
+
+def test_real_photographs_get_the_domain_flag_and_a_chance_warning(champion, shared_data,
+                                                                   tmp_path):
+    """The champion trained on the built-in faces, on real FFHQ photographs and StyleGAN
+    faces (../shared): every verdict carries the domain flag and the training data, in the
+    CLI and the API, and `deepfake evaluate` says when the result is chance."""
+    repo = champion["repo"]
+    for label in ("real", "fake"):  # 150 of each: enough for an interval, quick in CI
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for f in sorted((shared_data / label).iterdir())[:150]:
+            shutil.copy(f, tmp_path / "photos" / label / f.name)
+    real = sorted((tmp_path / "photos/real").iterdir())[:4]
+    done = sh([str(BIN / "deepfake"), "predict", *map(str, real), "--json"], repo)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert all(r["domain"] in ("in", "out") and r["verdict"] in ("fake", "real", "inconclusive")
+               and r["trained_on"].startswith("synthetic: ") for r in rows), rows
+    assert all(r["verdict"] == "inconclusive" for r in rows if r["domain"] == "out")
+    table = sh([str(BIN / "deepfake"), "predict", str(real[0])], repo).stdout
+    assert "model trained on synthetic: " in table and "threshold" in table
+    assert re.search(r"P\(fake\) \d\.\d\d, threshold \d\.\d\d: \w+\s+\S+\s+(in|out) ", table)
+
+    from deepfake_detector.config import load_params
+    from deepfake_detector.inference import load_detector
+    from deepfake_detector.service import create_app, model_card
+
+    params = load_params(repo)
+    detector, uri = load_detector(None, repo, params)
+    server, thread, url = start_server(create_app(
+        detector, model_card(uri, detector, repo, params), params))
+    try:
+        reply = httpx.post(f"{url}/predict", timeout=60, files=[
+            ("files", (f.name, f.read_bytes(), "image/jpeg")) for f in real])
+        assert reply.status_code == 200
+        assert [(r["domain"], r["verdict"], r["trained_on"]) for r in reply.json()["results"]] \
+            == [(r["domain"], r["verdict"], r["trained_on"]) for r in rows]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+    done = sh([str(BIN / "deepfake"), "evaluate", "--data", str(tmp_path / "photos"), "--out",
+               str(tmp_path / "e.json")], repo)
+    assert done.returncode == 0, done.stderr
+    m = json.loads((tmp_path / "e.json").read_text())["as_served"]
+    assert "balanced accuracy" in done.stdout and "real recall" in done.stdout
+    assert f"(95% CI {m['roc_auc_ci_low']:.3f}-{m['roc_auc_ci_high']:.3f})" in done.stdout
+    chance = m["roc_auc_ci_low"] <= 0.5 <= m["roc_auc_ci_high"]
+    assert ("indistinguishable from chance" in done.stdout) == chance, done.stdout

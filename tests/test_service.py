@@ -27,7 +27,8 @@ def make_app(explain_concurrency=1, max_upload_mb=1, card=None, **serve):
     keras.utils.set_random_seed(0)
     settings = {"model": "baseline", "image_size": 64, "max_pixels": 50_000_000,
                 "temperature": 1.0, "threshold": 0.5,
-                "face_crop": {"enabled": True, "margin": 0.25}}
+                "face_crop": {"enabled": True, "margin": 0.25},
+                "trained_on": {"source": "synthetic", "images": 2100}}
     detector = Detector(build_model("baseline", 64, complete_model("baseline")), settings)
     card = card or {"uri": "models/baseline.keras", "name": "deepfake-detector", "version": None,
                     "data_source": "synthetic", "synthetic_warning": True, "metrics": {}}
@@ -46,7 +47,7 @@ def test_health_model_and_page(service):
     assert httpx.get(f"{service}/health").json()["status"] == "ok"
     assert httpx.get(f"{service}/model").json()["synthetic_warning"] is True
     page = httpx.get(f"{service}/").text
-    assert "Model card" in page and "http://" not in page and "https://" not in page
+    assert "Deepfake detector" in page and "http://" not in page and "https://" not in page
     schema = httpx.get(f"{service}/openapi.json").json()
     assert {"/predict", "/explain", "/health", "/model"} <= set(schema["paths"])
 

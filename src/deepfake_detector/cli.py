@@ -4,18 +4,25 @@ or a model file; list, promote and roll back registered versions; serve the web 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
 from .cli_checks import check_model, check_out_file, check_out_folder, expand_paths, shown
+from .cli_output import (
+    PREDICT_COLUMNS,
+    native_stderr_hidden,
+    print_table,
+    progress_bar,
+    quiet_libraries,
+    write_rows,
+)
 from .config import load_params, project_root
 from .errors import DeepfakeError, ImageRejected
-from .images import MB, check_file, readable_name
+from .images import MB, check_file
 from .params_check import defaults
+from .verdicts import verdict_text
 
-PREDICT_COLUMNS = ["file", "p_fake", "label", "error", "domain", "domain_score"]
 MODEL_HELP = ("models:/NAME@ALIAS, models:/NAME/VERSION, FILE.keras or an MLflow model "
               "folder (checked before anything is loaded)")
 
@@ -36,9 +43,17 @@ def _cap(params: dict) -> int:
 
 def _detector(args, params: dict, root: Path):
     """The model of ``--model``, loaded (TensorFlow is imported here, after every check)."""
+    import numpy as np
+
     from .inference import load_detector
 
-    detector, source = load_detector(args.model, root, params, warn=_warn)
+    warnings: list[str] = []  # said after the native chatter is hidden, not hidden with it
+    with native_stderr_hidden(not args.verbose):
+        detector, source = load_detector(args.model, root, params, warn=warnings.append)
+        size = int(detector.settings["image_size"])
+        detector.probabilities(np.zeros((1, size, size, 3), np.uint8))  # devices start here
+    for warning in warnings:
+        _warn(warning)
     detector.settings["max_file_mb"] = params["preprocess"]["max_file_mb"]
     _warn(f"model: {source}")
     return detector
@@ -52,35 +67,24 @@ def cmd_predict(args) -> int:
     if not files:
         raise ValueError("no image files under the given folders")
     if all(error for _, error in files):  # nothing to score: no need for the model
-        rows = [{"file": f, "p_fake": None, "label": None, "face_found": None, "domain": None,
-                 "domain_score": None, "error": e} for f, e in files]
+        rows = [{**dict.fromkeys(PREDICT_COLUMNS), "file": f, "error": e, "reason": ""}
+                for f, e in files]
+        threshold, trained_on = 0.5, "unknown (no model loaded: nothing to score)"
     else:
         detector = _detector(args, params, root)
+        bar = progress_bar(len(files), "scoring", not args.json)
         rows = detector.score([f for f, _ in files],
-                              face_crop=False if args.no_face_crop else None)
-    _write_rows(rows, args.out)
+                              face_crop=False if args.no_face_crop else None,
+                              progress=bar.update if bar else None)
+        if bar:
+            bar.close()
+        threshold, trained_on = detector.threshold, detector.trained_on
+    write_rows(rows, args.out)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(rows, threshold, trained_on)
     return 1 if any(r["error"] for r in rows) else 0
-
-
-def _write_rows(rows: list[dict], out: str | None) -> None:
-    if out and out.lower().endswith(".json"):
-        Path(out).write_text(json.dumps(rows, indent=2) + "\n")
-    elif out:
-        # The csv module's default dialect quotes any field holding a comma, a quote, "\r"
-        # or "\n", so every name reads back as written (names that are not UTF-8 are
-        # written with escapes, as in rejected.csv).
-        with open(out, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=PREDICT_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows({**r, "file": readable_name(r["file"])} for r in rows)
-    names = [shown(r["file"]) for r in rows]
-    width = max(len(n) for n in names)
-    print(f"{'file':{width}s}  {'p_fake':>7s}  {'label':5s}  {'face':5s}  {'domain':6s}  error")
-    for name, r in zip(names, rows):
-        face = {True: "yes", False: "no", None: "-"}[r["face_found"]]
-        p = f"{r['p_fake']:.4f}" if r["p_fake"] is not None else "-"
-        print(f"{name:{width}s}  {p:>7s}  {r['label'] or '-':5s}  {face:5s}  "
-              f"{r['domain'] or '-':6s}  {r['error']}")
 
 
 def cmd_evaluate(args) -> int:
@@ -90,23 +94,33 @@ def cmd_evaluate(args) -> int:
     folder = Path(args.data)
 
     from .external import labelled_files, score_folder
+    from .verdicts import report_lines
 
     files, labels, rejected = labelled_files(folder, params["data"]["class_names"], _cap(params))
     detector = _detector(args, params, root)
     ways = {"as_served": None} if not detector.settings["face_crop"].get("enabled") else {
         "as_served": True, "without_face_crop": False}
-    report = {"data": str(folder), "model": detector.settings.get("model"), "rejected": rejected}
+    report = {"data": str(folder), "model": detector.settings.get("model"),
+              "trained_on": detector.trained_on, "rejected": rejected}
     for way, face in ways.items():
-        report[way] = score_folder(detector, files, labels, face_crop=face)
+        bar = progress_bar(len(files), way.replace("_", " "), not args.json)
+        report[way] = score_folder(detector, files, labels, face_crop=face,
+                                   bootstrap=params["evaluate"]["bootstrap"],
+                                   progress=bar.update if bar else None)
+        if bar:
+            bar.close()
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"model trained on {detector.trained_on}; threshold {detector.threshold:.4f}")
     for way in ways:
         m = report[way]
-        print(f"{way:18s} n={m['n']} accuracy={m['accuracy']:.4f} recall={m['recall']:.4f} "
-              f"roc_auc={m['roc_auc'] if m['roc_auc'] is None else round(m['roc_auc'], 4)} "
-              f"eer={m['eer'] if m['eer'] is None else round(m['eer'], 4)}"
-              + (f" faces_found={m['faces_found']}" if "faces_found" in m else "")
-              + ("" if m["out_of_domain"] is None else f" out_of_domain={m['out_of_domain']:.3f}"))
+        print(f"{way}: accuracy {m['accuracy']:.4f}"
+              + (f", faces found {m['faces_found']}" if "faces_found" in m else ""))
+        for line in report_lines(m):
+            print("  " + line)
     return 0
 
 
@@ -132,19 +146,23 @@ def cmd_explain(args) -> int:
     explained = explainer.explain_image(detector, image, cfg, params["base"]["seed"], cam)
     p = explained["p_fake"]
     label = detector.label(p)
+    (where, distance), = detector.domain(image[None])
+    verdict, reason = detector.verdict(p, where)
+    text = verdict_text(p, detector.threshold, verdict, reason)
     out.mkdir(parents=True, exist_ok=True)
     figure = explain_report.example_figure(
-        out / "explanation.png", image, f"{Path(args.image).name}: {label} (P(fake) {p:.3f})",
+        out / "explanation.png", image, f"{Path(args.image).name}: {text}",
         [("LIME: top regions for fake", explained["positive"]),
          ("LIME: fake (green) / real (red)", explained["both"]),
          ("Grad-CAM", explained["gradcam"])], None)
-    (where, distance), = detector.domain(image[None])
     (out / "explanation.json").write_text(json.dumps(
-        {"file": args.image, "p_fake": p, "label": label, "face_found": face,
-         "domain": where, "domain_score": distance,
-         "threshold": detector.threshold,
+        {"file": args.image, "p_fake": p, "label": label, "verdict": verdict, "reason": reason,
+         "face_found": face, "domain": where, "domain_score": distance,
+         "trained_on": detector.trained_on, "threshold": detector.threshold,
+         "band": detector.band,
          "lime_weights": explained["lime"].weights.tolist()}, indent=2))
-    print(f"{args.image}: {label} (P(fake) {p:.3f}); wrote {figure} and explanation.json")
+    print(f"{args.image}: {text}; model trained on {detector.trained_on}; wrote {figure} "
+          "and explanation.json")
     return 0
 
 
@@ -172,11 +190,21 @@ def cmd_models(args) -> int:
                              f"{', '.join(str(r['version']) for r in rows)})")
         print(json.dumps(registry.lineage(name, row), indent=2))
         return 0
-    print(f"{'version':>7s}  {'aliases':20s}  {'model':9s}  accuracy  recall  roc_auc")
+    print(f"{'version':>7s}  {'aliases':20s}  {'model':9s}  {'gate':9s}  accuracy  recall  "
+          f"roc_auc  {'images':>7s}  {'trained':10s}  data")
     for r in rows:
+        data = r["trained_on"]
+        images = "-" if data["images"] is None else str(data["images"])
         print(f"{r['version']:>7d}  {','.join(r['aliases']) or '-':20s}  {r['model']:9s}  "
+              f"{r['gate']:9s}  "
               f"{r.get('accuracy', float('nan')):8.4f}  {r.get('recall', float('nan')):6.4f}  "
-              f"{r.get('roc_auc', float('nan')):7.4f}")
+              f"{r.get('roc_auc', float('nan')):7.4f}  {images:>7s}  {data['date'] or '-':10s}  "
+              f"{data['source'] or '-'}")
+    for r in rows:
+        if r["gate"] == registry.NOT_GATED:
+            _warn(f"warning: alias champion on version {r['version']} was set outside `deepfake "
+                  "promote` (in the MLflow UI or by an API call): the promotion gate never "
+                  f"checked it; `deepfake promote --version {r['version']}` checks it")
     return 0
 
 
@@ -233,18 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name, func, help_):
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
+        p.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's and "
+                       "MLflow's own start-up messages and download bars")
         return p
 
     p = command("predict", cmd_predict, "score images: P(fake) and a label per file")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--model", help=MODEL_HELP)
-    p.add_argument("--out", help="also write FILE.csv (file,p_fake,label,error) or FILE.json")
+    p.add_argument("--out", help="also write FILE.csv (file,p_fake,label,error,verdict,...) "
+                   "or FILE.json")
     p.add_argument("--no-face-crop", action="store_true", help="score whole images")
+    p.add_argument("--json", action="store_true", help="print the results as JSON, no table")
     p = command("evaluate", cmd_evaluate, "metrics of a model on your own labelled folder")
     p.add_argument("--data", required=True, help="a folder with real/ and fake/ images "
                    "(any layout the split stage understands)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--out", help="write the metrics to FILE.json")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p = command("explain", cmd_explain, "LIME and Grad-CAM images for one file")
     p.add_argument("image")
     p.add_argument("--model", help=MODEL_HELP)
@@ -266,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_libraries(args.verbose)
     try:
         return args.func(args)
     except (DeepfakeError, FileNotFoundError, ValueError) as exc:

@@ -30,15 +30,15 @@ def labelled_files(folder: Path, class_names: dict, max_bytes: int | None):
 
 
 def score_folder(detector, files: list[str], labels: np.ndarray, face_crop: bool | None = None,
-                 bootstrap: dict | None = None) -> dict:
+                 bootstrap: dict | None = None, progress=None) -> dict:
     """The metrics of ``detector`` on labelled files, scored as served: every metric of the
     contract, the reals called fake, bootstrap intervals (``evaluate.bootstrap``), the
     three-way verdicts' coverage and accuracy, the share out of domain, unreadable files and
-    (face crop on) faces found."""
+    (face crop on) faces found. ``progress``: as ``Detector.score`` takes it."""
     from .evaluation import binary_metrics, bootstrap_intervals, harm_metrics
     from .verdicts import decided_metrics
 
-    rows = detector.score(files, face_crop=face_crop)
+    rows = detector.score(files, face_crop=face_crop, progress=progress)
     ok = [i for i, r in enumerate(rows) if not r["error"]]
     y = labels[ok]
     p = np.array([rows[i]["p_fake"] for i in ok], dtype=np.float64)

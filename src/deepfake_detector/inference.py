@@ -106,13 +106,23 @@ class Detector:
                              max_bytes=cap)
 
     def score(self, sources: list, names: list[str] | None = None,
-              face_crop: bool | None = None) -> list[dict]:
+              face_crop: bool | None = None, progress=None, chunk: int = 64) -> list[dict]:
         """One result per source, in order: ``file, p_fake, label, verdict, reason,
         face_found, domain, domain_score, trained_on, error``; an unusable file gets its
-        rejection reason in ``error`` and the rest are still scored."""
+        rejection reason in ``error`` and the rest are still scored. Sources are read and
+        scored ``chunk`` at a time (memory stays bounded); ``progress(n)`` is called after
+        each chunk with the number of files done in it."""
+        names = names or [str(s) if not isinstance(s, (bytes, bytearray)) else "" for s in sources]
+        rows = []
+        for i in range(0, len(sources), chunk):
+            rows += self._score_chunk(sources[i:i + chunk], names[i:i + chunk], face_crop)
+            if progress:
+                progress(len(sources[i:i + chunk]))
+        return rows
+
+    def _score_chunk(self, sources: list, names: list[str], face_crop: bool | None) -> list[dict]:
         from .errors import ImageRejected
 
-        names = names or [str(s) if not isinstance(s, (bytes, bytearray)) else "" for s in sources]
         rows, images = [], []
         for name, source in zip(names, sources):
             row = {"file": name, "p_fake": None, "label": None, "verdict": None, "reason": "",

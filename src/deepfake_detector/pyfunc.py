@@ -9,7 +9,6 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-
 COLUMNS = ["p_fake", "label", "verdict", "reason", "face_found", "domain", "domain_score",
            "trained_on", "error"]
 

@@ -2,6 +2,7 @@
 
 
 import base64
+import hashlib
 import io
 import threading
 from importlib import resources
@@ -44,7 +45,7 @@ def create_app(detector, card: dict, params: dict):
 
     from . import explainer, explanation
     from .errors import UploadRejected
-    from .service_guard import STATIC, Guard, allowed_hosts, docs_page
+    from .service_guard import DOCS_ASSETS, STATIC, Guard, allowed_hosts, docs_asset, docs_page
     from .service_uploads import (
         MULTIPART_MESSAGE,
         Limits,
@@ -110,6 +111,13 @@ def create_app(detector, card: dict, params: dict):
     def docs():
         return docs_html
 
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    def docs_assets(name: str):  # Swagger UI's files: /docs needs no network
+        if name not in DOCS_ASSETS:
+            raise HTTPException(404, "Not Found")
+        return Response(docs_asset(name), media_type=DOCS_ASSETS[name],
+                        headers={"Cache-Control": "max-age=3600"})
+
     @app.get("/health")
     def health():
         return {"status": "ok", "model": card.get("uri")}
@@ -126,6 +134,7 @@ def create_app(detector, card: dict, params: dict):
             names.append(part.filename)
         rows = detector.score([d if looks_like_image(d) else b"" for d in datas], names)
         for row, data in zip(rows, datas):
+            row["sha256"] = hashlib.sha256(data).hexdigest()  # what a report files
             if not data:
                 row["error"] = "zero_bytes"
             elif not looks_like_image(data):
@@ -164,10 +173,12 @@ def create_app(detector, card: dict, params: dict):
             explain_slots.release()
         p = explained["p_fake"]
         (where, distance), = detector.domain(image[None])
-        return {"file": filename, "p_fake": round(p, 6),
-                "label": detector.label(p), "face_found": face,
-                "domain": where, "domain_score": distance,
-                "threshold": detector.threshold, "images": {
+        p = round(p, 6)
+        verdict, reason = detector.verdict(p, where)
+        return {"file": filename, "p_fake": p, "label": detector.label(p),
+                "verdict": verdict, "reason": reason, "face_found": face,
+                "domain": where, "domain_score": distance, "trained_on": detector.trained_on,
+                "threshold": detector.threshold, "band": detector.band, "images": {
                     "input": png_base64(image),
                     "lime_positive": png_base64(explained["positive"] * 255),
                     "lime_both": png_base64(explained["both"] * 255),
@@ -195,7 +206,9 @@ def model_card(uri: str, detector, root, params: dict) -> dict:
 
     card = {"uri": uri, "name": params["register"]["name"],
             "version": None, "alias": None, "model": detector.settings.get("model"),
-            "threshold": detector.threshold,
+            "threshold": detector.threshold, "band": detector.band,
+            "trained_on": detector.settings.get("trained_on"),
+            "trained_on_text": detector.trained_on,
             "temperature": float(detector.settings.get("temperature", 1.0)), "metrics": {}}
     if uri.startswith("models:/"):
         import mlflow
@@ -211,6 +224,7 @@ def model_card(uri: str, detector, root, params: dict) -> dict:
             name, number = ref.rsplit("/", 1)
             version = client.get_model_version(name, number)
         card.update(name=name, version=int(version.version), alias=list(version.aliases),
+                    run_id=version.run_id,
                     data_source=version.tags.get("data.source"),
                     metrics=version_metrics(version))
     else:
@@ -223,7 +237,31 @@ def model_card(uri: str, detector, root, params: dict) -> dict:
         if source.exists():
             card["data_source"] = json.loads(source.read_text()).get("source")
     card["synthetic_warning"] = card.get("data_source") == "synthetic"
+    card["explanations"] = explanation_reliability(Workspace(root), card["model"])
     return card
+
+
+def explanation_reliability(workspace, model: str | None) -> dict:
+    """For each map the page shows (``lime``, ``gradcam``), whether the project's own scores
+    (``metrics/explain.json``: pointing game against the true manipulated pixels) put it above
+    a random map for this model; None where this model's map was not scored."""
+    import json
+
+    path = workspace.metrics("explain")
+    scores = json.loads(path.read_text()) if path.exists() else {}
+    random = (scores.get("random") or {}).get("pointing_game")
+    keys = {"lime": "lime" if scores.get("model") == model else None,
+            "gradcam": f"gradcam_{model}"}
+    out = {}
+    for method, key in keys.items():
+        found = scores.get(key) if key else None
+        if not found or random is None or found.get("pointing_game") is None:
+            out[method] = None
+            continue
+        out[method] = {"reliable": found["pointing_game"] > random,
+                       "pointing_game": found["pointing_game"], "random": random,
+                       "n": found.get("n")}
+    return out
 
 
 def serve(model: str | None, host: str | None = None, port: int | None = None) -> None:

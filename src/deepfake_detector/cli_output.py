@@ -1,0 +1,97 @@
+"""What the ``deepfake`` commands print and write: the predict table for people, CSV/JSON for
+scripts, a progress bar over many files, and a start-up without library chatter."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .cli_checks import shown
+from .images import readable_name
+from .verdicts import verdict_text
+
+# The contract's four first, then what each verdict is shown beside.
+PREDICT_COLUMNS = ["file", "p_fake", "label", "error", "verdict", "reason", "face_found",
+                   "domain", "domain_score", "trained_on"]
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """No TensorFlow/CUDA start-up lines and no MLflow download bars unless ``-v``. Set before
+    either library is imported; a value the user exported wins."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import logging
+
+    for name in ("tensorflow", "absl", "mlflow", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def native_stderr_hidden(enabled: bool):
+    """TensorFlow's native start-up lines (CUDA probes, absl's preamble) bypass Python's
+    logging and ``TF_CPP_MIN_LOG_LEVEL``: while loading, file descriptor 2 goes to a temporary
+    file, replayed only when loading fails (so no error is lost)."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def progress_bar(total: int, what: str, enabled: bool):
+    """A ``tqdm`` bar on stderr when there are more than a few files, else None; call
+    ``.update(n)`` and ``.close()``."""
+    if not enabled or total <= 64:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="file", desc=what, file=sys.stderr, leave=False)
+
+
+def write_rows(rows: list[dict], out: str | None) -> None:
+    """``--out``: JSON (``.json``) or CSV with ``PREDICT_COLUMNS``."""
+    if out and out.lower().endswith(".json"):
+        Path(out).write_text(json.dumps(rows, indent=2) + "\n")
+    elif out:
+        # The csv module's default dialect quotes any field holding a comma, a quote, "\r"
+        # or "\n", so every name reads back as written (names that are not UTF-8 are
+        # written with escapes, as in rejected.csv).
+        with open(out, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=PREDICT_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({**r, "file": readable_name(r["file"])} for r in rows)
+
+
+def print_table(rows: list[dict], threshold: float, trained_on: str) -> None:
+    """The table for people: each file's verdict in words with P(fake) and the threshold,
+    beside the face found and the domain flag; the training data above it."""
+    print(f"model trained on {trained_on}; domain 'out': the image is unlike that data, so "
+          "the verdict is inconclusive")
+    names = [shown(r["file"]) for r in rows]
+    texts = [verdict_text(r["p_fake"], threshold, r["verdict"]) for r in rows]
+    width, text_width = max(len(n) for n in names), max(len(t) for t in texts)
+    print(f"{'file':{width}s}  {'verdict':{text_width}s}  {'face':5s}  {'domain':6s}  note")
+    for name, text, r in zip(names, texts, rows):
+        face = {True: "yes", False: "no", None: "-"}[r["face_found"]]
+        print(f"{name:{width}s}  {text:{text_width}s}  {face:5s}  {r['domain'] or '-':6s}  "
+              f"{r['error'] or (r['reason'] and r['reason'].replace('_', ' '))}")

@@ -1,0 +1,129 @@
+"""The detection page as a working tool, in Debian's chromium over a real server on 127.0.0.1
+(a small untrained model: the page's behaviour, not the model's, is under test): many files at
+once, the batch report with hashes and the model version, explanations with legends and the
+reliability note, a phone-width layout, keyboard reach, readable errors, and no request to any
+other host."""
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import ARTIFACTS
+from helpers import jpeg_bytes, start_server
+
+CARD = {"uri": "models:/deepfake-detector/3", "name": "deepfake-detector", "version": 3,
+        "alias": ["champion"], "model": "baseline", "run_id": "0123456789abcdef",
+        "threshold": 0.5, "band": [0.45, 0.55], "trained_on_text": "synthetic: 2100 images",
+        "data_source": "synthetic", "synthetic_warning": True,
+        "metrics": {"accuracy": 0.9, "roc_auc": 0.95},
+        "explanations": {"lime": {"reliable": False, "pointing_game": 0.0, "random": 0.13,
+                                  "n": 4},
+                         "gradcam": {"reliable": True, "pointing_game": 0.4, "random": 0.13,
+                                     "n": 100}}}
+VERDICT = re.compile(r"^P\(fake\) \d\.\d\d, threshold 0\.50: (fake|real|inconclusive)$")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from test_service import make_app
+
+    server, thread, url = start_server(make_app(card=CARD, max_files=3))
+    folder = tmp_path_factory.mktemp("faces")
+    faces = []
+    for i in range(4):
+        path = folder / f"face {i}.jpg"
+        path.write_bytes(jpeg_bytes(i, fake=bool(i % 2), size=96))
+        faces.append(path)
+    (folder / "notes.txt").write_text("not a picture")
+    yield url, faces, folder / "notes.txt"
+    server.should_exit = True
+    thread.join(10)
+
+
+def open_page(browser, url, **context):
+    """A page that refuses and records every request to a host other than the server."""
+    ctx = browser.new_context(**context)
+    outside = []
+
+    def guard(route):
+        if route.request.url.startswith((url, "data:", "blob:")):
+            return route.continue_()
+        outside.append(route.request.url)
+        return route.abort()
+
+    ctx.route("**/*", guard)
+    page = ctx.new_page()
+    page.goto(url)
+    page.wait_for_selector("#card:has-text('Trained on')")
+    return ctx, page, outside
+
+
+def test_four_images_at_once_give_four_rows_and_a_report_with_their_hashes(site, browser):
+    url, faces, _ = site
+    ctx, page, outside = open_page(browser, url, accept_downloads=True)
+    try:
+        page.set_input_files("#files", [str(f) for f in faces])  # 4 files; max_files 3: 2 batches
+        page.wait_for_selector("#status:has-text('Done: 4 of 4 scored')", timeout=60_000)
+        verdicts = page.locator("#rows .verdict").all_inner_texts()
+        assert len(verdicts) == 4 and all(VERDICT.match(v) for v in verdicts), verdicts
+        # the domain flag (or its absence) sits beside each verdict, with the training data
+        assert page.locator("#rows .domain").count() == 4
+        assert "trained on synthetic: 2100 images" in page.inner_text("#rows")
+        assert page.locator("#rows img.thumb").count() == 4
+
+        page.locator("#rows button").first.click()  # explain the first image on request
+        page.wait_for_selector("#detail figure img", timeout=120_000)
+        assert page.locator("#detail figure img").count() == 4
+        assert all(page.locator("#detail img").evaluate_all("imgs => imgs.map(i => i.alt)"))
+        assert page.locator("#detail .legend").count() == 2
+        assert "Not reliable for this model" in page.inner_text("#detail")  # LIME, per card
+        assert page.locator("#detail .unreliable").count() == 2  # both LIME maps, not Grad-CAM
+
+        with page.expect_download() as got:
+            page.click("#report-json")
+        report = json.loads(Path(got.value.path()).read_text())
+        assert report["model"]["version"] == 3 and report["model"]["run_id"] == CARD["run_id"]
+        assert report["model"]["threshold"] == 0.5
+        assert [f["file"] for f in report["files"]] == [f.name for f in faces]
+        assert [f["sha256"] for f in report["files"]] == [
+            hashlib.sha256(f.read_bytes()).hexdigest() for f in faces]
+        assert all(f["verdict"] in ("fake", "real", "inconclusive") for f in report["files"])
+        assert report["files"][0]["explanation"]["gradcam"]  # the explanation opened
+        assert report["files"][1]["explanation"] is None     # and only that one
+        with page.expect_download() as got:
+            page.click("#report-html")
+        html = Path(got.value.path()).read_text()
+        assert all(hashlib.sha256(f.read_bytes()).hexdigest() in html for f in faces)
+        assert "version 3" in html and CARD["run_id"] in html
+        page.screenshot(path=str(ARTIFACTS / "page_desktop.png"), full_page=True)
+        assert outside == []
+    finally:
+        ctx.close()
+
+
+def test_phone_width_keyboard_and_a_text_file(site, browser):
+    url, faces, notes = site
+    ctx, page, outside = open_page(browser, url, viewport={"width": 390, "height": 844})
+    try:
+        for _ in range(10):  # Tab from the top of the page reaches the file control
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "files":
+                break
+        assert page.evaluate("document.activeElement.id") == "files"
+        page.set_input_files("#files", [str(faces[0]), str(notes)])
+        page.wait_for_selector("#status:has-text('Done: 1 of 2 scored')", timeout=60_000)
+        rows = page.inner_text("#rows")
+        assert "Could not score: not an image file" in rows  # words, not an error code
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(ARTIFACTS / "page_phone.png"), full_page=True)
+
+        page.set_input_files("#files", [str(notes)])  # every file unusable: the service's 415
+        page.wait_for_selector("#status:has-text('Done: 0 of 1 scored')", timeout=60_000)
+        assert "no usable image" in page.inner_text("#error")
+        assert "{" not in page.inner_text("#error")  # the message, not raw JSON
+        assert "not an image file" in page.inner_text("#rows")
+        assert outside == []
+    finally:
+        ctx.close()
