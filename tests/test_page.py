@@ -15,7 +15,7 @@ from helpers import jpeg_bytes, start_server
 
 CARD = {"uri": "models:/deepfake-detector/3", "name": "deepfake-detector", "version": 3,
         "alias": ["champion"], "model": "baseline", "run_id": "0123456789abcdef",
-        "threshold": 0.5, "band": [0.45, 0.55], "trained_on_text": "synthetic: 2100 images",
+        "threshold": 0.5, "band": [0.45, 0.55], "trained_on": "synthetic: 2100 images",
         "data_source": "synthetic", "synthetic_warning": True,
         "metrics": {"accuracy": 0.9, "roc_auc": 0.95},
         "explanations": {"lime": {"reliable": False, "pointing_game": 0.0, "random": 0.13,
@@ -86,6 +86,7 @@ def test_four_images_at_once_give_four_rows_and_a_report_with_their_hashes(site,
         report = json.loads(Path(got.value.path()).read_text())
         assert report["model"]["version"] == 3 and report["model"]["run_id"] == CARD["run_id"]
         assert report["model"]["threshold"] == 0.5
+        assert report["model"]["explanations_reliable"]["lime"]["reliable"] is False
         assert [f["file"] for f in report["files"]] == [f.name for f in faces]
         assert [f["sha256"] for f in report["files"]] == [
             hashlib.sha256(f.read_bytes()).hexdigest() for f in faces]
@@ -96,7 +97,7 @@ def test_four_images_at_once_give_four_rows_and_a_report_with_their_hashes(site,
             page.click("#report-html")
         html = Path(got.value.path()).read_text()
         assert all(hashlib.sha256(f.read_bytes()).hexdigest() in html for f in faces)
-        assert "version 3" in html and CARD["run_id"] in html
+        assert "version 3" in html and CARD["run_id"] in html and 'charset="utf-8"' in html
         page.screenshot(path=str(ARTIFACTS / "page_desktop.png"), full_page=True)
         assert outside == []
     finally:

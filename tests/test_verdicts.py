@@ -107,6 +107,14 @@ def test_report_lines_warn_when_the_auc_interval_holds_chance():
     assert "chance" not in good
     worse = "\n".join(verdicts.report_lines({**m, "roc_auc_ci_low": 0.2, "roc_auc_ci_high": 0.3}))
     assert "worse than chance" in worse
+    # only real photographs: no AUC, and no "fake recall 0.000" that reads like a finding
+    one_class = evaluation.binary_metrics(np.zeros(10), np.linspace(0, 0.4, 10), 0.5)
+    assert one_class["balanced_accuracy"] == 1.0 and one_class["roc_auc"] is None
+    text = "\n".join(verdicts.report_lines(one_class))
+    assert "fake recall n/a (no fake images)" in text and "only one class" in text
+    no_interval = "\n".join(verdicts.report_lines({**m, "roc_auc_ci_low": None,
+                                                     "roc_auc_ci_high": None}))
+    assert "no interval" in no_interval
 
 
 @pytest.mark.parametrize("n", [1, 2, 50])
@@ -115,3 +123,22 @@ def test_band_on_tiny_validation_sets_matches_brute_force(n):
     low, high = verdicts.fit_band(y, p, 0.5, 0.9)
     decided = ~((p >= low) & (p < high))
     assert decided.sum() == (brute_force_band(y, p, 0.5, 0.9) or 0)
+
+
+def test_tied_and_saturated_scores_move_in_or_out_of_the_band_together():
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n = int(rng.integers(2, 30))
+        y = rng.integers(0, 2, n)
+        p = np.round(rng.random(n), 1)  # many ties, and exact 0.0 and 1.0
+        low, high = verdicts.fit_band(y, p, 0.5, 0.9)
+        decided = ~((p >= low) & (p < high))
+        assert decided.sum() == (brute_force_band(y, p, 0.5, 0.9) or 0), (y, p, low, high)
+        if decided.any():
+            assert ((p[decided] >= 0.5) == y[decided]).mean() >= 0.9
+    assert verdicts.fit_band([0, 1, 1], [0.7, 0.7, 0.9], 0.5, 0.95) == [0.5, 0.8]
+    assert verdicts.fit_band([1, 0, 1], [0.7, 0.7, 0.9], 0.5, 0.95) == [0.5, 0.8]
+    with pytest.raises(ValueError, match="needs validation scores"):
+        verdicts.fit_band([], [], 0.5, 0.95)
+    assert verdicts.verdict(float("nan"), 0.5, [0.4, 0.6]) == (None, "")
+    assert verdicts.verdict_text(0.6799, 0.68, "real") == "P(fake) 0.6799, threshold 0.6800: real"

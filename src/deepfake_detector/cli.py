@@ -15,6 +15,7 @@ from .cli_output import (
     print_table,
     progress_bar,
     quiet_libraries,
+    strict_json,
     write_rows,
 )
 from .config import load_params, project_root
@@ -48,12 +49,14 @@ def _detector(args, params: dict, root: Path):
     from .inference import load_detector
 
     warnings: list[str] = []  # said after the native chatter is hidden, not hidden with it
-    with native_stderr_hidden(not args.verbose):
-        detector, source = load_detector(args.model, root, params, warn=warnings.append)
-        size = int(detector.settings["image_size"])
-        detector.probabilities(np.zeros((1, size, size, 3), np.uint8))  # devices start here
-    for warning in warnings:
-        _warn(warning)
+    try:
+        with native_stderr_hidden(not args.verbose):
+            detector, source = load_detector(args.model, root, params, warn=warnings.append)
+            size = int(detector.settings["image_size"])
+            detector.probabilities(np.zeros((1, size, size, 3), np.uint8))  # devices start
+    finally:
+        for warning in warnings:
+            _warn(warning)
     detector.settings["max_file_mb"] = params["preprocess"]["max_file_mb"]
     _warn(f"model: {source}")
     return detector
@@ -81,7 +84,7 @@ def cmd_predict(args) -> int:
         threshold, trained_on = detector.threshold, detector.trained_on
     write_rows(rows, args.out)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(strict_json(rows))
     else:
         print_table(rows, threshold, trained_on)
     return 1 if any(r["error"] for r in rows) else 0
@@ -110,9 +113,9 @@ def cmd_evaluate(args) -> int:
         if bar:
             bar.close()
     if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        Path(args.out).write_text(strict_json(report) + "\n")
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(strict_json(report))
         return 0
     print(f"model trained on {detector.trained_on}; threshold {detector.threshold:.4f}")
     for way in ways:
@@ -256,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         "file or an MLflow model folder; the default is models:/NAME@champion (else "
         f"@challenger), NAME being register.name ({defaults()['register']['name']} by "
         "default). Only regular files up to preprocess.max_file_mb are read."))
+    parser.add_argument("-v", "--verbose", action="store_true", dest="verbose_first",
+                        help="as -v after the command")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name, func, help_):
@@ -299,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.verbose = args.verbose or args.verbose_first  # `deepfake -v predict` or `predict -v`
     quiet_libraries(args.verbose)
     try:
         return args.func(args)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import sys
 import tempfile
@@ -15,9 +16,9 @@ from .cli_checks import shown
 from .images import readable_name
 from .verdicts import verdict_text
 
-# The contract's four first, then what each verdict is shown beside.
-PREDICT_COLUMNS = ["file", "p_fake", "label", "error", "verdict", "reason", "face_found",
-                   "domain", "domain_score", "trained_on"]
+# The contract's four first and the domain's two where they were, then the verdict's.
+PREDICT_COLUMNS = ["file", "p_fake", "label", "error", "domain", "domain_score", "verdict",
+                   "reason", "face_found", "trained_on"]
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -27,6 +28,7 @@ def quiet_libraries(verbose: bool) -> None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # MLflow resets its logger on import
     import logging
 
     for name in ("tensorflow", "absl", "mlflow", "h5py"):
@@ -47,7 +49,7 @@ def native_stderr_hidden(enabled: bool):
         os.dup2(captured.fileno(), 2)
         try:
             yield
-        except BaseException:
+        except Exception:  # not on Ctrl-C: that needs no TensorFlow chatter
             os.dup2(saved, 2)
             captured.seek(0)
             sys.stderr.write(captured.read().decode(errors="replace"))
@@ -68,10 +70,24 @@ def progress_bar(total: int, what: str, enabled: bool):
     return tqdm(total=total, unit="file", desc=what, file=sys.stderr, leave=False)
 
 
+def strict_json(value) -> str:
+    """JSON that strict parsers accept: a NaN or infinite number becomes null."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), indent=2, allow_nan=False)
+
+
 def write_rows(rows: list[dict], out: str | None) -> None:
     """``--out``: JSON (``.json``) or CSV with ``PREDICT_COLUMNS``."""
     if out and out.lower().endswith(".json"):
-        Path(out).write_text(json.dumps(rows, indent=2) + "\n")
+        Path(out).write_text(strict_json(rows) + "\n")
     elif out:
         # The csv module's default dialect quotes any field holding a comma, a quote, "\r"
         # or "\n", so every name reads back as written (names that are not UTF-8 are

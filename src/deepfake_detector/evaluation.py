@@ -81,7 +81,9 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
         y, pred, labels=[0, 1], zero_division=0)
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),
-        "balanced_accuracy": float((recall[0] + recall[1]) / 2),
+        # the mean recall of the classes present (one class: that class's recall)
+        "balanced_accuracy": float(np.mean([recall[c] for c in (0, 1) if (y == c).any()]))
+        if len(y) else None,
         "precision": float(precision[1]), "recall": float(recall[1]), "f1": float(f1[1]),
         "precision_real": float(precision[0]), "recall_real": float(recall[0]),
         "f1_real": float(f1[0]),

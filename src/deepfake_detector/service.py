@@ -207,8 +207,8 @@ def model_card(uri: str, detector, root, params: dict) -> dict:
     card = {"uri": uri, "name": params["register"]["name"],
             "version": None, "alias": None, "model": detector.settings.get("model"),
             "threshold": detector.threshold, "band": detector.band,
-            "trained_on": detector.settings.get("trained_on"),
-            "trained_on_text": detector.trained_on,
+            "trained_on": detector.trained_on,
+            "trained_on_detail": detector.settings.get("trained_on"),
             "temperature": float(detector.settings.get("temperature", 1.0)), "metrics": {}}
     if uri.startswith("models:/"):
         import mlflow

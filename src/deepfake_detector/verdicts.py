@@ -26,6 +26,8 @@ def fit_band(y: np.ndarray, p: np.ndarray, threshold: float,
     if target_accuracy is None:
         return [float(threshold), float(threshold)]
     y, p = np.asarray(y).astype(int), np.asarray(p, dtype=np.float64)
+    if len(p) == 0 or not np.isfinite(p).all():
+        raise ValueError("the inconclusive band needs validation scores, all finite")
     below, above = p < threshold, p >= threshold
     # nearest the threshold first: excluding the first i below and first j above
     order_below = np.argsort(-p[below], kind="stable")
@@ -38,12 +40,14 @@ def fit_band(y: np.ndarray, p: np.ndarray, threshold: float,
     left_above = np.concatenate([[0], np.cumsum(right_above[::-1])])[::-1]
     n_below, n_above = len(s_below), len(s_above)
     j = np.arange(n_above + 1)
+    # an edge can only fall between two different scores: tied images go in or out together
+    cut_below, cut_above = _cuts(s_below), _cuts(s_above)
     best = None  # (excluded, width, i, j)
-    for i in range(n_below + 1):
+    for i in np.flatnonzero(cut_below):
         decided = n_below - i + n_above - j
         with np.errstate(invalid="ignore", divide="ignore"):
             accuracy = (left_below[i] + left_above) / decided
-        ok = np.flatnonzero((decided > 0) & (accuracy >= target_accuracy - 1e-12))
+        ok = np.flatnonzero(cut_above & (decided > 0) & (accuracy >= target_accuracy - 1e-12))
         if not len(ok):
             continue
         k = ok[0]  # fewest excluded above for this i
@@ -55,6 +59,13 @@ def fit_band(y: np.ndarray, p: np.ndarray, threshold: float,
     if best is None:
         return [0.0, ABOVE_ONE]
     return [float(best[2]), float(best[3])]
+
+
+def _cuts(scores: np.ndarray) -> np.ndarray:
+    """Where, in ``scores`` sorted from the threshold outwards, a band edge may fall: before
+    the first, after the last, and between neighbours that differ."""
+    inner = scores[1:] != scores[:-1] if len(scores) > 1 else np.zeros(0, bool)
+    return np.concatenate([[True], inner, [True]]) if len(scores) else np.array([True])
 
 
 def _edge(scores: np.ndarray, excluded: int, threshold: float, beyond: float) -> float:
@@ -72,7 +83,7 @@ def verdict(p: float | None, threshold: float, band, domain: str | None = None
     """``(verdict, reason)`` of one calibrated P(fake): ``inconclusive`` with ``out_of_domain``
     when the domain flag says ``out``, with ``in_band`` when ``low <= p < high``; else the
     threshold's label and no reason. ``p`` None (unscored): ``(None, "")``."""
-    if p is None:
+    if p is None or not np.isfinite(p):
         return None, ""
     if domain == "out":
         return INCONCLUSIVE, OUT_OF_DOMAIN
@@ -87,7 +98,10 @@ def verdict_text(p: float | None, threshold: float, verdict_: str | None, reason
     number is P(fake), the threshold says how the model decides)."""
     if p is None or verdict_ is None:
         return "-"
-    text = f"P(fake) {p:.2f}, threshold {threshold:.2f}: {verdict_}"
+    digits = 2
+    while digits < 6 and f"{p:.{digits}f}" == f"{threshold:.{digits}f}" and p != threshold:
+        digits += 1  # never "P(fake) 0.68, threshold 0.68: real"
+    text = f"P(fake) {p:.{digits}f}, threshold {threshold:.{digits}f}: {verdict_}"
     return text + (f" ({REASONS[reason]})" if reason else "")
 
 
@@ -114,23 +128,33 @@ def report_lines(m: dict) -> list[str]:
     """An evaluation as a person should read it: balanced accuracy and both recalls (a
     detector that calls everything fake has fake recall 1), ROC AUC with its 95% interval, the
     three-way verdicts' coverage, and a plain warning when the interval holds 0.5."""
+    reals, fakes = (m.get("confusion") or [[1, 1], [1, 1]])
+    has_real, has_fake = sum(reals) > 0, sum(fakes) > 0
     auc = _number(m.get("roc_auc"))
     low, high = m.get("roc_auc_ci_low"), m.get("roc_auc_ci_high")
     if low is not None and high is not None:
         auc += f" (95% CI {low:.3f}-{high:.3f})"
     lines = [f"n={m['n']}  balanced accuracy {_number(m.get('balanced_accuracy'))}  "
-             f"real recall {_number(m.get('recall_real'))}  "
-             f"fake recall {_number(m.get('recall'))}  ROC AUC {auc}"]
+             "real recall " + (_number(m.get("recall_real")) if has_real else
+                               "n/a (no real images)") +
+             "  fake recall " + (_number(m.get("recall")) if has_fake else
+                                 "n/a (no fake images)") + f"  ROC AUC {auc}"]
     if m.get("coverage") is not None:
         lines.append(f"verdicts: {m['coverage']:.1%} decided (the rest inconclusive), "
                      f"accuracy of those {_number(m.get('accuracy_decided'))}")
     if m.get("out_of_domain"):
         lines.append(f"{m['out_of_domain']:.1%} of the images lie outside the model's "
                      "training data")
-    if low is not None and high is not None and low <= 0.5 <= high:
+    if m.get("roc_auc") is None:
+        lines.append("only one class in this data: ROC AUC and the check against chance need "
+                     "both real and fake images")
+    elif low is None or high is None:
+        lines.append("no interval (evaluate.bootstrap.resamples is 0): this ROC AUC cannot be "
+                     "told apart from chance")
+    elif low <= 0.5 <= high:
         lines.append("WARNING: indistinguishable from chance on this data (the ROC AUC "
                      "interval contains 0.5): do not rely on this model's verdicts here")
-    elif high is not None and high < 0.5:
+    elif high < 0.5:
         lines.append("WARNING: worse than chance on this data (the ROC AUC interval lies "
                      "below 0.5): the model ranks these images the wrong way round")
     return lines

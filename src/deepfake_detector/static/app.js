@@ -41,7 +41,9 @@ const text = (v, none) => (v === undefined || v === null || v === "") ? none : S
 
 function verdictText(row) {
   const t = card ? card.threshold : null;
-  return `P(fake) ${fmt(row.p_fake)}, threshold ${fmt(t)}: ${row.verdict}`;
+  let digits = 2;  // never "P(fake) 0.68, threshold 0.68: real"
+  while (digits < 6 && row.p_fake !== t && fmt(row.p_fake, digits) === fmt(t, digits)) digits++;
+  return `P(fake) ${fmt(row.p_fake, digits)}, threshold ${fmt(t, digits)}: ${row.verdict}`;
 }
 
 function domainText(row) {
@@ -60,7 +62,7 @@ async function loadCard() {
     el("b", {}, text(card.name, "(unnamed)")),
     ` version ${text(card.version, "(file)")}, alias ${alias || "–"} ` +
       `(${text(card.model, "?")} model). `,
-    el("b", {}, `Trained on ${text(card.trained_on_text || card.data_source, "unknown data")}.`),
+    el("b", {}, `Trained on ${text(card.trained_on || card.data_source, "unknown data")}.`),
     ` Test accuracy ${fmt(m.accuracy, 3)}, ROC AUC ${fmt(m.roc_auc, 3)}; calls fake at ` +
       `P(fake) ≥ ${fmt(card.threshold)}, inconclusive from ${fmt(band[0])} to ${fmt(band[1])}.`,
   ];
@@ -105,7 +107,22 @@ function batches(list) {
   return out;
 }
 
+let busy = false;  // one batch at a time: the file control is disabled meanwhile
+
 async function scoreAll(files) {
+  if (busy) return;
+  busy = true;
+  $("files").disabled = true;
+  try {
+    await cardReady.catch(() => null);  // the limits /model publishes decide the batches
+    await scoreBatches(files);
+  } finally {
+    busy = false;
+    $("files").disabled = false;
+  }
+}
+
+async function scoreBatches(files) {
   $("error").textContent = "";
   $("detail").hidden = true;
   for (const e of entries) URL.revokeObjectURL(e.url);
@@ -183,7 +200,21 @@ const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
 
 // One explanation at a time: the service explains one image per slot and answers 503 with
 // Retry-After when they are full; the page waits that long and tries again (3 tries).
+let explaining = false;  // one explanation at a time, as the service explains them
+
 async function explain(i) {
+  if (explaining) return;
+  explaining = true;
+  document.querySelectorAll("#rows button").forEach((b) => { b.disabled = true; });
+  try {
+    await explainOne(i);
+  } finally {
+    explaining = false;
+    document.querySelectorAll("#rows button").forEach((b) => { b.disabled = false; });
+  }
+}
+
+async function explainOne(i) {
   const e = entries[i];
   const detail = $("detail");
   detail.hidden = false;
@@ -269,7 +300,8 @@ function report() {
     model: card && { name: card.name, version: card.version, alias: card.alias,
                      model: card.model, uri: card.uri, run_id: card.run_id || null,
                      threshold: card.threshold, band: card.band,
-                     trained_on: card.trained_on_text || card.data_source },
+                     trained_on: card.trained_on || card.data_source,
+                     explanations_reliable: card.explanations || null },
     files: entries.map((e) => ({
       file: e.file.name, size: e.file.size, sha256: e.row ? e.row.sha256 || null : null,
       p_fake: e.row ? e.row.p_fake : null, label: e.row ? e.row.label : null,
@@ -289,10 +321,21 @@ function download(name, type, content) {
 
 const stamp = () => new Date().toISOString().replace(/[:.]/g, "-");
 
+function gradcamNote() {
+  const r = card && card.explanations ? card.explanations.gradcam : null;
+  return r && !r.reliable ? el("p", {}, "Grad-CAM is not reliable for this model (it hit " +
+    `known manipulated regions ${fmt(100 * r.pointing_game, 0)}% of the time, a random map ` +
+    `${fmt(100 * r.random, 0)}%): not evidence.`) : el("p", {}, "Grad-CAM: where the " +
+    "network looked (red most); what moved the score, not proof.");
+}
+
 function htmlReport(r) {
   // Built as a document, then serialised: names and texts are escaped by the DOM.
   const doc = document.implementation.createHTMLDocument("Deepfake detector report");
   const add = (node) => doc.body.append(node);
+  const charset = doc.createElement("meta");
+  charset.setAttribute("charset", "utf-8");
+  doc.head.prepend(charset);
   const style = doc.createElement("style");
   style.textContent = "body{font-family:sans-serif}td,th{border:1px solid #999;padding:4px;" +
     "vertical-align:top;word-break:break-all}table{border-collapse:collapse}img{width:160px}";
@@ -303,21 +346,22 @@ function htmlReport(r) {
     `${text(m.version, "(file)")} (${text(m.model, "?")}), run ${text(m.run_id, "–")}, ` +
     `threshold ${fmt(m.threshold, 4)}, trained on ${text(m.trained_on, "unknown data")}.`));
   const rows = r.files.map((f) => el("tr", {}, el("td", {}, f.file), el("td", {}, text(f.sha256, "–")),
-    el("td", {}, f.error ? `error: ${readableError(f.error)}` : verdictText(f)),
+    el("td", {}, f.error ? `error: ${readableError(f.error)}` : f.verdict ? verdictText(f) +
+      (f.reason ? ` (${REASONS[f.reason] || f.reason})` : "") : "not scored"),
     el("td", {}, text(f.domain, "–")),
     el("td", {}, ...(f.explanation ? [el("img", { src: "data:image/png;base64," +
       f.explanation.input, alt: "input" }), el("img", { src: "data:image/png;base64," +
-      f.explanation.gradcam, alt: "Grad-CAM" })] : ["–"]))));
+      f.explanation.gradcam, alt: "Grad-CAM" }), gradcamNote()] : ["–"]))));
   add(el("table", {}, el("tr", {}, ...["file", "sha256", "verdict", "domain", "explanation"]
     .map((h) => el("th", {}, h))), ...rows));
   return "<!doctype html>\n" + doc.documentElement.outerHTML;
 }
 
 $("report-json").addEventListener("click", () =>
-  download(`deepfake-report-${stamp()}.json`, "application/json",
+  download(`deepfake-report-${stamp()}.json`, "application/json;charset=utf-8",
            JSON.stringify(report(), null, 2)));
 $("report-html").addEventListener("click", () =>
-  download(`deepfake-report-${stamp()}.html`, "text/html", htmlReport(report())));
+  download(`deepfake-report-${stamp()}.html`, "text/html;charset=utf-8", htmlReport(report())));
 $("files").addEventListener("change", (ev) => ev.target.files.length && scoreAll(ev.target.files));
 const drop = $("drop");
 drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
@@ -326,4 +370,5 @@ drop.addEventListener("drop", (ev) => {
   ev.preventDefault(); drop.classList.remove("over");
   if (ev.dataTransfer.files.length) scoreAll(ev.dataTransfer.files);
 });
-loadCard().catch((e) => { $("card").textContent = `model card unavailable: ${e}`; });
+const cardReady = loadCard();
+cardReady.catch((e) => { $("card").textContent = `model card unavailable: ${e}`; });
