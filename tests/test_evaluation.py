@@ -200,6 +200,10 @@ def test_run_writes_settings_report_and_plot_data_and_test_data_moves_neither(tm
     assert report["roc_auc_ci_low"] <= report["roc_auc"] <= report["roc_auc_ci_high"]
     assert report["real_called_fake"] == pytest.approx(1 - report["recall_real"])
     assert report["threshold"] == settings["threshold"]  # in the report too, for its readers
+    # the inconclusive band: fitted on validation, shipped in the settings, its trade-off in
+    # the report (coverage of the test images decided and their accuracy)
+    assert settings["band"] == fitted["band"] == [report["band_low"], report["band_high"]]
+    assert 0 <= report["coverage"] <= 1 and "accuracy_decided" in report
     for kind in ("roc", "pr", "calibration", "confusion", "robustness"):
         assert out.plot(kind, "tiny").stat().st_size > 20, kind
     shaken = pd.read_csv(out.plot("robustness", "tiny"))
