@@ -262,6 +262,8 @@ def test_bootstrap_intervals_hold_the_estimate_and_narrow_with_more_images():
         assert ci["roc_auc_ci_low"] < auc < ci["roc_auc_ci_high"]
         accuracy = ((p >= 0.5) == y).mean()
         assert ci["accuracy_ci_low"] < accuracy < ci["accuracy_ci_high"]
+        balanced = evaluation.binary_metrics(y, p, 0.5)["balanced_accuracy"]
+        assert ci["balanced_accuracy_ci_low"] < balanced < ci["balanced_accuracy_ci_high"]
         widths.append(ci["roc_auc_ci_high"] - ci["roc_auc_ci_low"])
     assert widths[1] < widths[0] / 2  # narrower with 20 times the images
     assert evaluation.bootstrap_intervals(y, p, 0.5, cfg) == evaluation.bootstrap_intervals(

@@ -72,7 +72,7 @@ def cmd_predict(args) -> int:
     if all(error for _, error in files):  # nothing to score: no need for the model
         rows = [{**dict.fromkeys(PREDICT_COLUMNS), "file": f, "error": e, "reason": ""}
                 for f, e in files]
-        threshold, trained_on = 0.5, "unknown (no model loaded: nothing to score)"
+        threshold, trained_on = 0.5, "unknown"  # no model loaded: nothing to score
     else:
         detector = _detector(args, params, root)
         bar = progress_bar(len(files), "scoring", not args.json)

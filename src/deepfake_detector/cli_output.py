@@ -101,8 +101,9 @@ def write_rows(rows: list[dict], out: str | None) -> None:
 def print_table(rows: list[dict], threshold: float, trained_on: str) -> None:
     """The table for people: each file's verdict in words with P(fake) and the threshold,
     beside the face found and the domain flag; the training data above it."""
-    print(f"model trained on {trained_on}; domain 'out': the image is unlike that data, so "
-          "the verdict is inconclusive")
+    if any(r["verdict"] for r in rows):
+        print(f"model trained on {trained_on}; domain 'out': the image is unlike that data, "
+              "so the verdict is inconclusive")
     names = [shown(r["file"]) for r in rows]
     texts = [verdict_text(r["p_fake"], threshold, r["verdict"]) for r in rows]
     width, text_width = max(len(n) for n in names), max(len(t) for t in texts)

@@ -197,7 +197,8 @@ def _auc_by_ranks(y: np.ndarray, p: np.ndarray) -> float:
 
 def bootstrap_intervals(y: np.ndarray, p: np.ndarray, threshold, cfg: dict,
                         level: float = 0.95) -> dict:
-    """Percentile bootstrap intervals of ROC AUC and accuracy (``evaluate.bootstrap``:
+    """Percentile bootstrap intervals of ROC AUC, accuracy and balanced accuracy
+    (``evaluate.bootstrap``:
     ``resamples``, 0 for none, and ``seed``), as flat keys ``roc_auc_ci_low`` … so that
     ``dvc metrics show`` lists them. Images are resampled with replacement, the threshold held
     (one number, or one per image where pooled models each have their own)."""
@@ -208,13 +209,17 @@ def bootstrap_intervals(y: np.ndarray, p: np.ndarray, threshold, cfg: dict,
     p = np.asarray(p, dtype=np.float64)
     correct = (p >= threshold).astype(int) == y
     rng = np.random.default_rng(cfg.get("seed", 0))
-    aucs, accuracies = np.empty(resamples), np.empty(resamples)
+    aucs, accuracies, balanced = (np.empty(resamples) for _ in range(3))
     for i in range(resamples):
         idx = rng.integers(0, len(y), len(y))
         aucs[i], accuracies[i] = _auc_by_ranks(y[idx], p[idx]), correct[idx].mean()
+        # the mean recall of the classes drawn: the verdicts' accuracy whatever the class mix
+        balanced[i] = np.mean([correct[idx][y[idx] == c].mean() for c in (0, 1)
+                               if (y[idx] == c).any()])
     tails = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     out = {}
-    for name, values in (("roc_auc", aucs), ("accuracy", accuracies)):
+    for name, values in (("roc_auc", aucs), ("accuracy", accuracies),
+                         ("balanced_accuracy", balanced)):
         values = values[~np.isnan(values)]
         low, high = np.percentile(values, tails) if len(values) else (None, None)
         out[f"{name}_ci_low"] = None if low is None else float(low)

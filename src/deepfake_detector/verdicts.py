@@ -157,4 +157,10 @@ def report_lines(m: dict) -> list[str]:
     elif high < 0.5:
         lines.append("WARNING: worse than chance on this data (the ROC AUC interval lies "
                      "below 0.5): the model ranks these images the wrong way round")
+    b_low, b_high = m.get("balanced_accuracy_ci_low"), m.get("balanced_accuracy_ci_high")
+    if b_low is not None and b_high is not None and b_low <= 0.5 <= b_high:
+        # a model can rank a little better than chance and still decide no better than a coin
+        lines.append("WARNING: its real/fake calls are indistinguishable from chance on this "
+                     f"data (balanced accuracy {_number(m.get('balanced_accuracy'))}, 95% CI "
+                     f"{b_low:.3f}-{b_high:.3f}, contains 0.5)")
     return lines
