@@ -7,6 +7,7 @@ explained, and the MLflow UI's runs view. Debian's chromium, driven by Playwrigh
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -41,7 +42,7 @@ def mlflow_shot(browser) -> None:
     from deepfake_detector.tracking import ui_url
 
     port = free_port()
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/mlflow"), "ui", "--backend-store-uri",
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri",
                              f"sqlite:///{ROOT / 'mlflow.db'}", "--host", "127.0.0.1",
                              "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -50,6 +51,10 @@ def mlflow_shot(browser) -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(ui_url(ROOT, f"http://127.0.0.1:{port}"))  # what `make ui` prints
         page.get_by_text("tuned", exact=True).first.wait_for(timeout=60_000)
+        try:  # MLflow's assistant panel opens on a first visit; closed, the table has room
+            page.get_by_role("button", name=re.compile("close", re.I)).last.click(timeout=3000)
+        except Exception:  # noqa: BLE001 - no panel, or another UI version: keep it
+            pass
         time.sleep(2)  # the table's columns settle
         page.screenshot(path=str(OUT / "mlflow_runs.png"))
         print("wrote", OUT / "mlflow_runs.png")

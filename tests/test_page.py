@@ -117,6 +117,8 @@ def test_phone_width_keyboard_and_a_text_file(site, browser):
         page.wait_for_selector("#status:has-text('Done: 1 of 2 scored')", timeout=60_000)
         rows = page.inner_text("#rows")
         assert "Could not score: not an image file" in rows  # words, not an error code
+        page.locator("#rows button").first.click()  # the detail view, its sha256 and maps
+        page.wait_for_selector("#detail figure img", timeout=120_000)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.screenshot(path=str(ARTIFACTS / "page_phone.png"), full_page=True)
 
