@@ -111,6 +111,8 @@ def test_report_lines_warn_when_the_auc_interval_holds_chance():
         "balanced_accuracy_ci_low": 0.49, "balanced_accuracy_ci_high": 0.54}))
     assert "real/fake calls are indistinguishable from chance" in coin
     assert "95% CI 0.490-0.540, contains 0.5" in coin
+    assert "near chance on this data: even the top of the ROC AUC interval (0.590)" in coin
+    assert "near chance" not in good
     worse = "\n".join(verdicts.report_lines({**m, "roc_auc_ci_low": 0.2, "roc_auc_ci_high": 0.3}))
     assert "worse than chance" in worse
     # only real photographs: no AUC, and no "fake recall 0.000" that reads like a finding

@@ -11,6 +11,9 @@ from .scoring import label
 
 FAKE, REAL, INCONCLUSIVE = "fake", "real", "inconclusive"
 IN_BAND, OUT_OF_DOMAIN = "in_band", "out_of_domain"  # why a verdict is inconclusive
+# Below this ROC AUC a test is conventionally called a failure (0.5-0.6): statistically
+# better than chance on many images, still no use to a person deciding one image.
+NEAR_CHANCE_AUC = 0.6
 ABOVE_ONE = float(np.nextafter(1.0, 2.0))  # a band edge past every probability (JSON has no inf)
 REASONS = {IN_BAND: "P(fake) too close to the threshold",
            OUT_OF_DOMAIN: "image unlike the model's training data"}
@@ -157,6 +160,10 @@ def report_lines(m: dict) -> list[str]:
     elif high < 0.5:
         lines.append("WARNING: worse than chance on this data (the ROC AUC interval lies "
                      "below 0.5): the model ranks these images the wrong way round")
+    elif high < NEAR_CHANCE_AUC:
+        lines.append(f"WARNING: near chance on this data: even the top of the ROC AUC "
+                     f"interval ({high:.3f}) is below {NEAR_CHANCE_AUC}, the usual floor of a "
+                     "useful test; its verdicts here are little better than a coin toss")
     b_low, b_high = m.get("balanced_accuracy_ci_low"), m.get("balanced_accuracy_ci_high")
     if b_low is not None and b_high is not None and b_low <= 0.5 <= b_high:
         # a model can rank a little better than chance and still decide no better than a coin
