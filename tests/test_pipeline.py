@@ -257,15 +257,20 @@ def test_cli_predict_on_the_trained_model(pipeline):
                "models/baseline.keras", "--out", str(out)], repo)
     assert done.returncode == 1, done.stderr  # one file could not be scored
     rows = pd.read_csv(out, keep_default_na=False)
-    assert list(rows.columns) == ["file", "p_fake", "label", "error", "domain", "domain_score"]
+    assert list(rows.columns) == ["file", "p_fake", "label", "error", "domain", "domain_score",
+                                  "verdict", "reason", "face_found", "trained_on"]
     assert rows["error"].tolist() == ["", "not_image"]
     assert 0 <= float(rows["p_fake"][0]) <= 1 and rows["label"][0] in ("real", "fake")
+    assert rows["verdict"][0] in ("real", "fake", "inconclusive") and rows["verdict"][1] == ""
+    assert rows["trained_on"][0].startswith("synthetic: ")  # evaluate@baseline recorded it
     # a training image is in the model's domain; an unreadable file has no domain
     assert rows["domain"].tolist() == ["in", ""] and float(rows["domain_score"][0]) > 0
     done = sh([str(BIN / "deepfake"), "predict", str(real), "--model", "models/baseline.keras"],
               repo)
-    assert done.returncode == 0 and done.stdout.split()[:6] == ["file", "p_fake", "label",
-                                                               "face", "domain", "error"]
+    table = done.stdout.splitlines()
+    assert done.returncode == 0 and table[0].startswith("model trained on synthetic: ")
+    assert table[1].split() == ["file", "verdict", "face", "domain", "note"]
+    assert "P(fake) " in table[2] and ", threshold " in table[2]
     done = sh([str(BIN / "deepfake"), "predict", str(real), "--model", "nope.keras"], repo)
     assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr
     (repo / "notes.txt").unlink()
