@@ -22,7 +22,7 @@ CARD = {"uri": "models:/deepfake-detector/3", "name": "deepfake-detector", "vers
                                   "n": 4},
                          "gradcam": {"reliable": True, "pointing_game": 0.4, "random": 0.13,
                                      "n": 100}}}
-VERDICT = re.compile(r"^P\(fake\) \d\.\d\d, threshold 0\.50: (fake|real|inconclusive)$")
+VERDICT = re.compile(r"^P\(fake\) \d\.\d+, threshold 0\.50*: (fake|real|inconclusive)$")
 
 
 @pytest.fixture(scope="module")

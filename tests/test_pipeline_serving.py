@@ -113,7 +113,7 @@ def test_page_upload_shows_the_verdict(champion, browser):
         page.set_input_files("#files", str(first_fake(repo)))
         page.wait_for_selector("#rows .verdict", timeout=60_000)
         verdict = page.inner_text("#rows .verdict")
-        assert re.match(r"P\(fake\) \d\.\d\d, threshold \d\.\d\d: (fake|real|inconclusive)$",
+        assert re.match(r"P\(fake\) \d\.\d+, threshold \d\.\d+: (fake|real|inconclusive)$",
                         verdict), verdict
         assert "trained on synthetic: " in page.inner_text("#rows .domain")
         page.locator("#rows button").click()
@@ -164,7 +164,7 @@ def test_real_photographs_get_the_domain_flag_and_a_chance_warning(champion, sha
     assert all(r["verdict"] == "inconclusive" for r in rows if r["domain"] == "out")
     table = sh([str(BIN / "deepfake"), "predict", str(real[0])], repo).stdout
     assert "model trained on synthetic: " in table and "threshold" in table
-    assert re.search(r"P\(fake\) \d\.\d\d, threshold \d\.\d\d: \w+\s+\S+\s+(in|out) ", table)
+    assert re.search(r"P\(fake\) \d\.\d+, threshold \d\.\d+: \w+\s+\S+\s+(in|out) ", table)
 
     from deepfake_detector.config import load_params
     from deepfake_detector.inference import load_detector
