@@ -42,7 +42,8 @@ def mlflow_shot(browser) -> None:
     from deepfake_detector.tracking import ui_url
 
     port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri",
+    mlflow = Path(sys.executable).parent / "mlflow"  # beside this Python: the project's venv
+    proc = subprocess.Popen([str(mlflow), "ui", "--backend-store-uri",
                              f"sqlite:///{ROOT / 'mlflow.db'}", "--host", "127.0.0.1",
                              "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
