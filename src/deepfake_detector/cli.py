@@ -44,16 +44,12 @@ def _cap(params: dict) -> int:
 
 def _detector(args, params: dict, root: Path):
     """The model of ``--model``, loaded (TensorFlow is imported here, after every check)."""
-    import numpy as np
-
     from .inference import load_detector
 
     warnings: list[str] = []  # said after the native chatter is hidden, not hidden with it
     try:
-        with native_stderr_hidden(not args.verbose):
+        with native_stderr_hidden(not args.verbose):  # TensorFlow's devices start in the load
             detector, source = load_detector(args.model, root, params, warn=warnings.append)
-            size = int(detector.settings["image_size"])
-            detector.probabilities(np.zeros((1, size, size, 3), np.uint8))  # devices start
     finally:
         for warning in warnings:
             _warn(warning)
@@ -75,12 +71,10 @@ def cmd_predict(args) -> int:
         threshold, trained_on = 0.5, "unknown"  # no model loaded: nothing to score
     else:
         detector = _detector(args, params, root)
-        bar = progress_bar(len(files), "scoring", not args.json)
-        rows = detector.score([f for f, _ in files],
-                              face_crop=False if args.no_face_crop else None,
-                              progress=bar.update if bar else None)
-        if bar:
-            bar.close()
+        with progress_bar(len(files), "scoring", not args.json) as progress:
+            rows = detector.score([f for f, _ in files],
+                                  face_crop=False if args.no_face_crop else None,
+                                  progress=progress)
         threshold, trained_on = detector.threshold, detector.trained_on
     write_rows(rows, args.out)
     if args.json:
@@ -106,12 +100,10 @@ def cmd_evaluate(args) -> int:
     report = {"data": str(folder), "model": detector.settings.get("model"),
               "trained_on": detector.trained_on, "rejected": rejected}
     for way, face in ways.items():
-        bar = progress_bar(len(files), way.replace("_", " "), not args.json)
-        report[way] = score_folder(detector, files, labels, face_crop=face,
-                                   bootstrap=params["evaluate"]["bootstrap"],
-                                   progress=bar.update if bar else None)
-        if bar:
-            bar.close()
+        with progress_bar(len(files), way.replace("_", " "), not args.json) as progress:
+            report[way] = score_folder(detector, files, labels, face_crop=face,
+                                       bootstrap=params["evaluate"]["bootstrap"],
+                                       progress=progress)
     if args.out:
         Path(args.out).write_text(strict_json(report) + "\n")
     if args.json:
@@ -148,10 +140,8 @@ def cmd_explain(args) -> int:
     cam = explanation.gradcam_function(detector.model, cfg["gradcam_min_size"])
     explained = explainer.explain_image(detector, image, cfg, params["base"]["seed"], cam)
     p = explained["p_fake"]
-    label = detector.label(p)
-    (where, distance), = detector.domain(image[None])
-    verdict, reason = detector.verdict(p, where)
-    text = verdict_text(p, detector.threshold, verdict, reason)
+    judged = detector.judgement(image, p)
+    text = verdict_text(p, detector.threshold, judged["verdict"], judged["reason"])
     out.mkdir(parents=True, exist_ok=True)
     figure = explain_report.example_figure(
         out / "explanation.png", image, f"{Path(args.image).name}: {text}",
@@ -159,10 +149,7 @@ def cmd_explain(args) -> int:
          ("LIME: fake (green) / real (red)", explained["both"]),
          ("Grad-CAM", explained["gradcam"])], None)
     (out / "explanation.json").write_text(json.dumps(
-        {"file": args.image, "p_fake": p, "label": label, "verdict": verdict, "reason": reason,
-         "face_found": face, "domain": where, "domain_score": distance,
-         "trained_on": detector.trained_on, "threshold": detector.threshold,
-         "band": detector.band,
+        {"file": args.image, "face_found": face, **judged,
          "lime_weights": explained["lime"].weights.tolist()}, indent=2))
     print(f"{args.image}: {text}; model trained on {detector.trained_on}; wrote {figure} "
           "and explanation.json")

@@ -60,14 +60,17 @@ def native_stderr_hidden(enabled: bool):
             os.close(saved)
 
 
+@contextlib.contextmanager
 def progress_bar(total: int, what: str, enabled: bool):
-    """A ``tqdm`` bar on stderr when there are more than a few files, else None; call
-    ``.update(n)`` and ``.close()``."""
+    """A ``tqdm`` bar on stderr when there are more than a few files: yields its ``update``
+    (what ``Detector.score`` takes as ``progress``), or None without a bar."""
     if not enabled or total <= 64:
-        return None
+        yield None
+        return
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="file", desc=what, file=sys.stderr, leave=False)
+    with tqdm(total=total, unit="file", desc=what, file=sys.stderr, leave=False) as bar:
+        yield bar.update
 
 
 def strict_json(value) -> str:

@@ -84,6 +84,16 @@ class Detector:
         """``(fake|real|inconclusive, reason)``: ``verdicts.verdict`` with this model's band."""
         return verdicts.verdict(p, self.threshold, self.band, domain)
 
+    def judgement(self, image: np.ndarray, p: float) -> dict:
+        """What one explained image is told, beside its maps (CLI ``explain``, ``POST
+        /explain``): P(fake) ``p`` of the uint8 ``image``, its label and verdict, the domain
+        flag, and what the model knows (training data, threshold, band)."""
+        (where, distance), = self.domain(image[None])
+        verdict, reason = self.verdict(p, where)
+        return {"p_fake": p, "label": self.label(p), "verdict": verdict, "reason": reason,
+                "domain": where, "domain_score": distance, "trained_on": self.trained_on,
+                "threshold": self.threshold, "band": self.band}
+
     def label(self, p):
         """"fake" or "real" for calibrated P(fake) ``p`` (a number or an array)."""
         return label(p, self.threshold)

@@ -236,8 +236,12 @@ def promote(name: str, cfg: dict, version: int | None = None, force: bool = Fals
 
 
 def _history(client, name: str) -> list[int]:
-    tag = client.get_registered_model(name).tags.get(HISTORY_TAG, "")
-    return [int(v) for v in tag.split(",") if v]
+    return _history_of(client.get_registered_model(name))
+
+
+def _history_of(registered) -> list[int]:
+    """The champions in order, from a registered model's ``champion_history`` tag."""
+    return [int(v) for v in registered.tags.get(HISTORY_TAG, "").split(",") if v]
 
 
 def rollback(name: str) -> dict:
@@ -275,7 +279,7 @@ def list_versions(name: str) -> list[dict]:
 
     client = mlflow.MlflowClient()
     registered = client.get_registered_model(name)
-    history = [int(v) for v in registered.tags.get(HISTORY_TAG, "").split(",") if v]
+    history = _history_of(registered)
     aliases: dict[str, list[str]] = {}
     for alias, number in registered.aliases.items():
         aliases.setdefault(str(number), []).append(alias)

@@ -171,14 +171,8 @@ def create_app(detector, card: dict, params: dict):
             explained = explainer.explain_image(detector, image, explain_cfg, 0, cam)
         finally:
             explain_slots.release()
-        p = explained["p_fake"]
-        (where, distance), = detector.domain(image[None])
-        p = round(p, 6)
-        verdict, reason = detector.verdict(p, where)
-        return {"file": filename, "p_fake": p, "label": detector.label(p),
-                "verdict": verdict, "reason": reason, "face_found": face,
-                "domain": where, "domain_score": distance, "trained_on": detector.trained_on,
-                "threshold": detector.threshold, "band": detector.band, "images": {
+        return {"file": filename, "face_found": face,
+                **detector.judgement(image, round(explained["p_fake"], 6)), "images": {
                     "input": png_base64(image),
                     "lime_positive": png_base64(explained["positive"] * 255),
                     "lime_both": png_base64(explained["both"] * 255),
