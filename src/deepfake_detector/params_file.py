@@ -93,6 +93,18 @@ NOTES = {
     "evaluate.domain": "out-of-domain flag: features' distance to the training images",
     "evaluate.domain.quantile": "flag past this quantile of validation distances; null: off",
     "evaluate.domain.max_images": "training (and validation) images the fit uses, spread",
+    "data.synthetic.videos": "clips of moving faces, data/raw/videos/{val,test} (0: none)",
+    "data.synthetic.videos.clips": "per split, half real; half the fakes manipulated in one "
+                                   "segment only",
+    "data.synthetic.videos.fps": "encoded frame rate (H.264, one thread: the same bytes each run)",
+    "data.synthetic.videos.segment_share": "a segment fake's manipulated share of the clip",
+    "video": "scanning clips (deepfake scan, POST /scan, the evaluate stage)",
+    "video.fps": "frames sampled per second of video, by timestamp",
+    "video.max_frames": "at most this many per clip (spread over a longer clip)",
+    "video.max_pixels": "larger frames are refused (default: 4K UHD)",
+    "video.max_seconds": "longer clips (declared or decoded) are refused",
+    "video.max_file_mb": "larger files are refused unread (CLI)",
+    "video.top_fraction": "a clip's P(fake): the mean of its top this share of frame scores",
     "explain.model": "LIME, occlusion and activations for this one (the study's choice)",
     "explain.n_images": "test images explained: half fakes, half reals, right and wrong",
     "explain.num_samples": "LIME perturbations per image",
@@ -118,6 +130,8 @@ NOTES = {
     "serve.allowed_hosts": "Host header names served; null: localhost, 127.0.0.1, ::1, "
                            "serve.host",
     "serve.explain_concurrency": "/explain requests at once; more get 503 with Retry-After",
+    "serve.max_video_mb": "POST /scan: one video up to this size (within max_request_mb)",
+    "serve.scan_concurrency": "/scan requests at once; more get 503 with Retry-After",
 }
 
 STUDY_HEADER = """\
