@@ -1,7 +1,8 @@
 """evaluate@<model>: the temperature and threshold fitted on the model's own validation scores,
 and the domain score fitted on its training features → models/<model>.settings.json; its test
 metrics, clean and at each severity of each perturbation → metrics/<model>.json and plot data
-under metrics/plots/; the metrics logged to the model's training run."""
+under metrics/plots/; clip-level metrics (the built-in clips, or frames grouped by
+split.group_regex: video_eval); the metrics logged to the model's training run."""
 
 import sys
 
@@ -9,7 +10,7 @@ from _common import ROOT, load_params, run_stage
 
 
 def main():
-    from deepfake_detector import evaluation, tracking, verdicts
+    from deepfake_detector import evaluation, tracking, verdicts, video_eval
     from deepfake_detector.datasets import load_split
     from deepfake_detector.model_settings import trained_settings
     from deepfake_detector.paths import Workspace
@@ -27,12 +28,15 @@ def main():
     serving = {**trained_settings(params),
                "trained_on": {"source": str(params["data"]["source"]),
                               "images": int(len(train["y"]))}}
-    result = evaluation.run(
-        name, workspace.model(name), workspace.val_scores(name),
-        load_split(workspace.processed("val"), keys=("y", "paths") + ("x",) * domain_on),
-        load_split(workspace.processed("test")), cfg, serving, workspace,
-        train_x=train.get("x"))
+    val = load_split(workspace.processed("val"), keys=("y", "paths") + ("x",) * domain_on)
+    test = load_split(workspace.processed("test"))
+    result = evaluation.run(name, workspace.model(name), workspace.val_scores(name), val, test,
+                            cfg, serving, workspace, train_x=train.get("x"))
     report = result["metrics"]
+    if video_eval.add_clip_metrics(name, params, workspace, result, val, test):
+        print(f"{name} on test clips: " + ", ".join(
+            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in report.items() if k.startswith(("video_", "group_"))))
     print(f"{name} on test: threshold {report['threshold']:.4f}, inconclusive band "
           f"[{report['band_low']:.4f}, {report['band_high']:.4f}), temperature "
           f"{report['temperature']:.3f}, ece {report['ece']:.4f} (uncalibrated "

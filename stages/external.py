@@ -12,7 +12,7 @@ def main():
 
     from deepfake_detector import external, tracking
     from deepfake_detector.atomic import write_text
-    from deepfake_detector.inference import Detector
+    from deepfake_detector.detector import Detector
     from deepfake_detector.model_settings import read_settings
     from deepfake_detector.paths import Workspace
     from deepfake_detector.reporting import read_reports, write_rows

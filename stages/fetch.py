@@ -10,6 +10,7 @@ from deepfake_detector.download import DownloadLimits
 from deepfake_detector.paths import Workspace
 from deepfake_detector.sources import ExtractLimits, fetch
 from deepfake_detector.synthetic import SyntheticConfig
+from deepfake_detector.synthetic_video import ClipsConfig
 
 
 def main():
@@ -20,9 +21,11 @@ def main():
     cache = Path(os.environ.get("DEEPFAKE_CACHE_DIR") or main_checkout(ROOT) / data["cache_dir"])
     record = fetch(str(data["source"]), Workspace(ROOT).raw, root=ROOT, cache_dir=cache,
                    sha256=data["sha256"], synthetic_cfg=SyntheticConfig.from_params(params),
+                   clips_cfg=ClipsConfig.from_params(params),
                    limits=ExtractLimits(**data["extract"]), gdrive_base=data["gdrive_base_url"],
                    download_limits=DownloadLimits(**data["download"]))
-    print(f"fetched {record['n_images']} images from {record['source']}")
+    clips = f" and {record['videos']['clips']} clips" if "videos" in record else ""
+    print(f"fetched {record['n_images']} images{clips} from {record['source']}")
 
 
 if __name__ == "__main__":

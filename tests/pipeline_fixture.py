@@ -56,6 +56,7 @@ def pipeline(tmp_path_factory):
     params, committed, and `dvc repro` run once."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["synthetic"]["n_images"] = 300
+    params["data"]["synthetic"]["videos"].update(clips=8, seconds=4, fps=8)  # 16 short clips
     for model in params["train"].values():
         model["epochs"] = 1
     params["training"]["deterministic"] = True

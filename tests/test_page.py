@@ -130,3 +130,69 @@ def test_phone_width_keyboard_and_a_text_file(site, browser):
         assert outside == []
     finally:
         ctx.close()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """3 s at 8 fps of 64×64 frames: a face for 1 s, a frame the face detector finds nothing in
+    for 1 s, a manipulated face for 1 s; and a .mp4 that is not a video."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from deepfake_detector.synthetic_video import encode_clip
+
+    stills = [np.asarray(Image.open(io.BytesIO(jpeg_bytes(seed, fake=fake, size=64)))
+                         .convert("RGB")) for seed, fake in ((2, False), (0, False), (3, True))]
+    folder = tmp_path_factory.mktemp("video")
+    encode_clip(folder / "clip.mp4", [still for still in stills for _ in range(8)], 8)
+    (folder / "notes.mp4").write_text("not a video")
+    return folder / "clip.mp4", folder / "notes.mp4"
+
+
+def test_a_video_gives_its_verdict_a_timeline_and_frames_explained_on_request(site, browser, clip):
+    url = site[0]
+    video, not_video = clip
+    ctx, page, outside = open_page(browser, url, viewport={"width": 1000, "height": 900})
+    try:
+        with page.expect_response(lambda r: r.url.endswith("/scan"), timeout=60_000) as got:
+            page.set_input_files("#files", str(video))
+        scan = got.value.json()
+        page.wait_for_selector("#video .verdict", timeout=30_000)
+        assert VERDICT.match(page.inner_text("#video .verdict"))  # the image rows' wording
+        scored = [f for f in scan["frames"] if f["p_fake"] is not None]
+        assert scored and len(scored) == scan["frames_scored"], scan["frames"]
+        assert (f"{len(scored)} of {scan['frames_sampled']} sampled frames scored"
+                in page.inner_text("#video"))
+        points = page.locator("#timeline svg .point")
+        assert points.count() == len(scored)  # frames with no face: grey ticks, not points
+        assert page.locator("#timeline svg .noface").count() == len(scan["frames"]) - len(scored)
+        assert page.locator("#timeline svg line.threshold").count() == 1
+        assert page.locator("#top-frames img").count() == len(scan["top"]) > 0
+
+        points.last.focus()  # the keyboard reaches a point; Enter shows its frame
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#detail img.crop")
+        assert page.get_attribute("#detail img.crop", "src") == scored[-1]["crop"]
+        assert f"{scored[-1]['t']:.2f} s" in page.inner_text("#detail .frame-time")
+        points.first.click()  # and a click
+        assert page.get_attribute("#detail img.crop", "src") == scored[0]["crop"]
+        assert f"{scored[0]['t']:.2f} s" in page.inner_text("#detail .frame-time")
+        assert f"P(fake) {scored[0]['p_fake']:.3f}" in page.inner_text("#detail")
+
+        page.get_by_role("button", name="Explain this frame").click()
+        page.wait_for_selector("#detail figure img", timeout=120_000)
+        assert page.locator("#detail figure img").count() == 4  # the image explanation's maps
+        assert page.locator("#detail .legend").count() == 2
+        page.screenshot(path=str(ARTIFACTS / "page_video.png"), full_page=True)
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+        page.set_input_files("#files", str(not_video))  # the service's 415, in words
+        page.wait_for_selector("#error:has-text('Could not scan')", timeout=30_000)
+        assert "not a video file" in page.inner_text("#error")
+        assert "{" not in page.inner_text("#error")
+        assert outside == []
+    finally:
+        ctx.close()

@@ -12,9 +12,10 @@ from deepfake_detector.inference import Detector
 from deepfake_detector.service import create_app
 
 
-def make_app(explain_concurrency=1, max_upload_mb=1, card=None, **serve):
+def make_app(explain_concurrency=1, max_upload_mb=1, card=None, face_crop=True, **serve):
     """An app over an untrained baseline model (no pipeline); ``serve`` overrides more of
-    ``serve.*``, ``card`` replaces the model card."""
+    ``serve.*``, ``card`` replaces the model card; ``face_crop`` False: the model frames
+    whole images (procedural faces in clips have no face Haar finds)."""
     import keras
 
     from deepfake_detector.models import build_model
@@ -27,7 +28,7 @@ def make_app(explain_concurrency=1, max_upload_mb=1, card=None, **serve):
     keras.utils.set_random_seed(0)
     settings = {"model": "baseline", "image_size": 64, "max_pixels": 50_000_000,
                 "temperature": 1.0, "threshold": 0.5,
-                "face_crop": {"enabled": True, "margin": 0.25},
+                "face_crop": {"enabled": face_crop, "margin": 0.25},
                 "trained_on": {"source": "synthetic", "images": 2100}}
     detector = Detector(build_model("baseline", 64, complete_model("baseline")), settings)
     card = card or {"uri": "models/baseline.keras", "name": "deepfake-detector", "version": None,

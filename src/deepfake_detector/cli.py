@@ -1,5 +1,6 @@
-"""The ``deepfake`` command line: score, evaluate and explain images with a registered model
-or a model file; list, promote and roll back registered versions; serve the web page and API."""
+"""The ``deepfake`` command line: score, evaluate and explain images (and scan video clips,
+``cli_scan``) with a registered model or a model file; list, promote and roll back
+registered versions; serve the web page and API."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .cli_output import (
     strict_json,
     write_rows,
 )
+from .cli_scan import add_parser as add_scan_parser
 from .config import load_params, project_root
 from .errors import DeepfakeError, ImageRejected
 from .images import MB, check_file
@@ -286,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "machine only)")
     p.add_argument("--port", type=_port, help="default: serve.port in params.yaml (8000)")
     p.add_argument("--model", help=MODEL_HELP)
+    add_scan_parser(command)
     return parser
 
 

@@ -133,15 +133,15 @@ def _named_file(path: str, cap: int) -> str:
     return ""
 
 
-def expand_paths(paths: list[str], cap: int) -> list[tuple[str, str]]:
-    """(file, rejection reason or "") of files as given and of the image files under the
-    folders given, sorted. Only ``os.stat`` here: nothing is opened."""
+def expand_paths(paths: list[str], cap: int, wanted=is_image_path) -> list[tuple[str, str]]:
+    """(file, rejection reason or "") of files as given and of the files under the folders
+    given that ``wanted`` takes (images; ``video.is_video_path`` for clips), sorted. Only
+    ``os.stat`` here: nothing is opened."""
     out = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            for f in sorted(str(f) for f in path.rglob("*") if is_image_path(f)
-                            and not f.is_dir()):
+            for f in sorted(str(f) for f in path.rglob("*") if wanted(f) and not f.is_dir()):
                 try:
                     check_file(f, cap)
                     out.append((f, ""))

@@ -256,7 +256,8 @@ def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cf
     ``model_settings.trained_settings(params)``, with the fitted values), ``out.metrics(name)``
     (the report) and the plot data ``out.plot(kind, name)``; ``out`` is a
     ``paths.Workspace``. ``val`` needs ``y`` and ``paths``, ``test`` ``x`` and ``y``; ``cfg``
-    is ``params['evaluate']``. Returns ``{settings, metrics}``."""
+    is ``params['evaluate']``. Returns ``{settings, metrics, p_val, p_test}`` (the last two
+    calibrated, for clip-level metrics over frames: ``video_eval.grouped_metrics``)."""
     import keras
 
     from . import datasets, reporting
@@ -284,4 +285,6 @@ def run(name: str, model_file: Path, val_scores: Path, val: dict, test: dict, cf
     reporting.write_plot_data(out, name, test["y"],
                               apply_temperature(p_test, report["temperature"]), report["threshold"])
     reporting.write_robustness_data(out, name, report)
-    return {"settings": settings, "metrics": report}
+    return {"settings": settings, "metrics": report,
+            "p_val": apply_temperature(p_val, report["temperature"]),
+            "p_test": apply_temperature(p_test, report["temperature"])}

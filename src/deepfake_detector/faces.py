@@ -31,13 +31,14 @@ def _cascade():
     return _local.cascade
 
 
-def largest_face(rgb: np.ndarray, min_fraction: float = 0.1) -> tuple[int, int, int, int] | None:
-    """(left, top, width, height) of the largest face at least ``min_fraction`` of the image's
-    shorter side, in ``rgb``'s pixels; None when there is none."""
+def detect_faces(rgb: np.ndarray, min_fraction: float = 0.1,
+                 side: int = DETECT_SIDE) -> list[tuple[int, int, int, int]]:
+    """(left, top, width, height) of every face at least ``min_fraction`` of the image's
+    shorter side, in ``rgb``'s pixels; detected on a copy at most ``side`` wide."""
     import cv2
 
     height, width = rgb.shape[:2]
-    scale = min(1.0, DETECT_SIDE / max(height, width))
+    scale = min(1.0, side / max(height, width))
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if scale < 1.0:
         grey = cv2.resize(grey, (round(width * scale), round(height * scale)),
@@ -45,10 +46,13 @@ def largest_face(rgb: np.ndarray, min_fraction: float = 0.1) -> tuple[int, int, 
     smallest = max(20, int(min(grey.shape) * min_fraction))
     faces = _cascade().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
                                         minSize=(smallest, smallest))
-    if len(faces) == 0:
-        return None
-    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-    return tuple(int(round(v / scale)) for v in (x, y, w, h))
+    return [tuple(int(round(v / scale)) for v in face) for face in faces]
+
+
+def largest_face(rgb: np.ndarray, min_fraction: float = 0.1) -> tuple[int, int, int, int] | None:
+    """The largest of ``detect_faces``; None when there is none."""
+    faces = detect_faces(rgb, min_fraction)
+    return max(faces, key=lambda f: f[2] * f[3]) if faces else None
 
 
 def face_square(face: tuple[int, int, int, int], margin: float, width: int,

@@ -22,7 +22,7 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
     the training data in words."""
 
     def load_context(self, context):
-        from deepfake_detector.inference import Detector
+        from deepfake_detector.detector import Detector
         from deepfake_detector.model_settings import read_settings
 
         settings = read_settings(context.artifacts["settings"], "settings.json")

@@ -93,7 +93,7 @@ def _new_version(root, name, model, model_file, settings, print_):
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    from .inference import trained_on_text
+    from .detector import trained_on_text
     from .pyfunc import COLUMNS, DeepfakeDetectorModel
 
     metrics = json.loads(Workspace(root).metrics(model).read_text())  # for the promotion gate

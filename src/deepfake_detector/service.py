@@ -82,11 +82,11 @@ def create_app(detector, card: dict, params: dict):
         # The rest of the body is never read: close the connection rather than drain it.
         return HTTPException(status, detail, headers={"Connection": "close"})
 
-    async def uploads(request, wanted: tuple[str, ...]) -> list | None:
+    async def uploads(request, wanted: tuple[str, ...], caps: Limits = limits) -> list | None:
         """The file parts of ``wanted`` fields (None: not multipart); a text value where a
         file belongs is a 400."""
         try:
-            parts = await read_parts(request, limits, wanted)
+            parts = await read_parts(request, caps, wanted)
             text = [p.name for p in parts or [] if p.name in wanted and p.filename is None]
             if text:
                 raise validation_error(text[0], "text")
@@ -155,7 +155,7 @@ def create_app(detector, card: dict, params: dict):
             raise refuse(400, "send one or more images in the multipart field 'files'")
         return await run_in_threadpool(score, files)
 
-    def explain_one(filename: str, data: bytes) -> dict:
+    def explain_one(filename: str, data: bytes, framed: bool) -> dict:
         from .errors import ImageRejected
 
         if not looks_like_image(data):
@@ -164,8 +164,8 @@ def create_app(detector, card: dict, params: dict):
             raise HTTPException(503, "explanation capacity is full; retry shortly",
                                 headers={"Retry-After": "5"})
         try:
-            try:
-                image, face = detector.prepare(data)
+            try:  # framed: a crop the service made (a scanned frame's), used as it is
+                image, face = detector.prepare(data, face_crop=False if framed else None)
             except ImageRejected as exc:
                 raise HTTPException(415, f"{filename}: {exc.reason}") from None
             explained = explainer.explain_image(detector, image, explain_cfg, 0, cam)
@@ -180,14 +180,18 @@ def create_app(detector, card: dict, params: dict):
 
     @app.post("/explain", responses={**errors, 503: {"description": "capacity full"}},
               openapi_extra=upload_body({"file": False}, required=True))
-    async def explain(request: Request):
+    async def explain(request: Request, framed: bool = False):
         files = await uploads(request, ("file",))
         if not files:
             raise refuse(400, validation_error("file", "missing").detail)
         if len(files) > 1:
             raise refuse(400, "send one image in the multipart field 'file'")
-        return await run_in_threadpool(explain_one, files[0].filename, bytes(files[0].data))
+        return await run_in_threadpool(explain_one, files[0].filename, bytes(files[0].data),
+                                       framed)
 
+    from .service_scan import add_scan_route
+
+    add_scan_route(app, detector, card, params, uploads, refuse, errors)
     return app
 
 
@@ -197,13 +201,17 @@ def model_card(uri: str, detector, root, params: dict) -> dict:
     import json
 
     from .paths import Workspace
+    from .video_scan import video_rule
 
     card = {"uri": uri, "name": params["register"]["name"],
             "version": None, "alias": None, "model": detector.settings.get("model"),
             "threshold": detector.threshold, "band": detector.band,
             "trained_on": detector.trained_on,
             "trained_on_detail": detector.settings.get("trained_on"),
-            "temperature": float(detector.settings.get("temperature", 1.0)), "metrics": {}}
+            "temperature": float(detector.settings.get("temperature", 1.0)), "metrics": {},
+            "video": {**video_rule(detector.settings, params["video"]["top_fraction"]),
+                      "max_video_mb": params["serve"]["max_video_mb"],
+                      "max_seconds": params["video"]["max_seconds"]}}
     if uri.startswith("models:/"):
         import mlflow
 

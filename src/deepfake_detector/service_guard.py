@@ -10,7 +10,8 @@ import base64
 # overlays are data: URLs), no plugins, no <base>, no framing.
 POLICY = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
           "frame-ancestors 'none'; form-action 'self'")
-STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+STATIC = {"app.js": "text/javascript; charset=utf-8", "video.js": "text/javascript; charset=utf-8",
+          "style.css": "text/css; charset=utf-8"}
 # Swagger UI's own files, served at /docs/assets/<name> from the fastapi-offline wheel (no CDN:
 # /docs works offline).
 DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import synthetic
+from . import synthetic, synthetic_video
 from .archives import RESERVED, ExtractLimits, extract_zip, rejection, skip_entry
 from .download import DownloadLimits, download, forget, sha256_file
 from .errors import SourceError
@@ -124,18 +124,20 @@ def copy_folder(folder: Path, out_dir: Path) -> tuple[list[str], list[dict]]:
 
 def fetch(source: str, out_dir: Path, *, root: Path, cache_dir: Path, sha256: str | None = None,
           synthetic_cfg: synthetic.SyntheticConfig | None = None,
+          clips_cfg: synthetic_video.ClipsConfig | None = None,
           limits: ExtractLimits = ExtractLimits(), gdrive_base: str | None = None,
           download_limits: DownloadLimits = DownloadLimits()) -> dict:
     """Fill ``out_dir`` from ``source``; returns what ``data/raw/source.json`` records.
 
     Everything lands in a hidden sibling folder first and gets its real name only when the
-    whole source is in: a failed or interrupted fetch leaves no half-filled ``out_dir``."""
+    whole source is in: a failed or interrupted fetch leaves no half-filled ``out_dir``.
+    ``clips_cfg`` adds the built-in video clips to a synthetic source (None: no clips)."""
     partial = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
         record = _fill(source, partial, root=root, cache_dir=cache_dir, sha256=sha256,
-                       synthetic_cfg=synthetic_cfg, limits=limits, gdrive_base=gdrive_base,
-                       download_limits=download_limits)
+                       synthetic_cfg=synthetic_cfg, clips_cfg=clips_cfg, limits=limits,
+                       gdrive_base=gdrive_base, download_limits=download_limits)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         partial.rename(out_dir)
@@ -144,8 +146,8 @@ def fetch(source: str, out_dir: Path, *, root: Path, cache_dir: Path, sha256: st
     return record
 
 
-def _fill(source: str, out_dir: Path, *, root, cache_dir, sha256, synthetic_cfg, limits,
-          gdrive_base, download_limits) -> dict:
+def _fill(source: str, out_dir: Path, *, root, cache_dir, sha256, synthetic_cfg, clips_cfg,
+          limits, gdrive_base, download_limits) -> dict:
     kind = source_kind(source)
     record: dict = {"source": source, "kind": kind, "sha256": None}
     rejected: list[dict] = []  # entries left out, listed in source.json for the split stage
@@ -155,6 +157,10 @@ def _fill(source: str, out_dir: Path, *, root, cache_dir, sha256, synthetic_cfg,
                                "jpeg_quality": list(cfg.jpeg_quality)}
         synthetic.generate(out_dir, cfg, progress=lambda it: tqdm(
             it, desc="generate built-in faces", unit="img", disable=None))
+        if clips_cfg and clips_cfg.clips > 0:  # apart from the images: no split lists .mp4
+            rows = synthetic_video.generate_clips(out_dir / "videos", clips_cfg, progress=(
+                lambda it: tqdm(it, desc="generate built-in clips", unit="clip", disable=None)))
+            record["videos"] = {"clips": len(rows), "folder": "videos"}
     elif kind == "folder":
         folder = (root / source).resolve()
         if not folder.is_dir():

@@ -1,7 +1,8 @@
 // The detection page: many images at once, sent in batches within the limits GET /model
 // publishes; a results table; explanations one image at a time on request; a report per batch
-// (JSON and printable HTML). Every piece of text from the server or a file name goes into the
-// page as text, never as HTML; the page's Content-Security-Policy allows no inline script.
+// (JSON and printable HTML). One video at a time goes to video.js (POST /scan and its
+// timeline). Every piece of text from the server or a file name goes into the page as text,
+// never as HTML; the page's Content-Security-Policy allows no inline script.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -39,8 +40,9 @@ function el(tag, attrs, ...children) {
 const fmt = (v, digits = 2) => (v === undefined || v === null) ? "–" : Number(v).toFixed(digits);
 const text = (v, none) => (v === undefined || v === null || v === "") ? none : String(v);
 
-function verdictText(row) {
-  const t = card ? card.threshold : null;
+// "P(fake) 0.39, threshold 0.68: real": against the image threshold unless told another
+// (a clip's own threshold).
+function verdictText(row, t = card ? card.threshold : null) {
   let digits = 2;  // never "P(fake) 0.68, threshold 0.68: real"
   while (digits < 6 && row.p_fake !== t && fmt(row.p_fake, digits) === fmt(t, digits)) digits++;
   return `P(fake) ${fmt(row.p_fake, digits)}, threshold ${fmt(t, digits)}: ${row.verdict}`;
@@ -66,6 +68,11 @@ async function loadCard() {
     ` Test accuracy ${fmt(m.accuracy, 3)}, ROC AUC ${fmt(m.roc_auc, 3)}; calls fake at ` +
       `P(fake) ≥ ${fmt(card.threshold)}, inconclusive from ${fmt(band[0])} to ${fmt(band[1])}.`,
   ];
+  if (card.video) {
+    parts.push(` Videos: one at a time, up to ${fmt(card.video.max_video_mb, 0)} MB and ` +
+      `${fmt(card.video.max_seconds, 0)} s; a clip is called fake at clip P(fake) ≥ ` +
+      `${fmt(card.video.threshold)}.`);
+  }
   if (card.synthetic_warning) {
     parts.push(el("span", { className: "unreliable" }, " Trained on the built-in synthetic " +
       "faces, not on real photographs: expect real photographs to be out of its domain."));
@@ -89,6 +96,22 @@ async function post(url, field, files) {
   return { reply, body };
 }
 
+// post(), waiting out a 503 with Retry-After (the service's slots are full) up to `tries`
+// times: onAttempt() before each try, onWait(seconds) before each wait.
+async function postRetrying(url, field, files, { onAttempt, onWait }, tries = 3) {
+  for (let attempt = 1; ; attempt++) {
+    onAttempt();
+    const answer = await post(url, field, files);
+    if (answer.reply.status !== 503 || attempt >= tries) return answer;
+    const wait = Number(answer.reply.headers.get("Retry-After")) || 5;
+    onWait(wait);
+    await sleep(wait);
+  }
+}
+
+const VIDEO_TYPES = /\.(mp4|mov|m4v|webm|mkv|avi)$/i;
+const isVideo = (file) => (file.type || "").startsWith("video/") || VIDEO_TYPES.test(file.name);
+
 // Batches within the service's limits: files per request and bytes per request; a file past
 // the upload limit is not sent at all.
 function batches(list) {
@@ -107,15 +130,24 @@ function batches(list) {
   return out;
 }
 
-let busy = false;  // one batch at a time: the file control is disabled meanwhile
+let busy = false;  // one batch (or video) at a time: the file control is disabled meanwhile
 
-async function scoreAll(files) {
+// Images go to the table in batches; one video alone goes to the scan (video.js).
+async function choose(files) {
   if (busy) return;
+  const list = Array.from(files);
+  const videos = list.filter(isVideo);
+  if (videos.length && list.length > 1) {
+    $("error").textContent = "Choose one video at a time, on its own (not with images or " +
+      "other videos).";
+    return;
+  }
   busy = true;
   $("files").disabled = true;
   try {
     await cardReady.catch(() => null);  // the limits /model publishes decide the batches
-    await scoreBatches(files);
+    if (videos.length) await scanVideo(videos[0]);
+    else await scoreBatches(list);
   } finally {
     busy = false;
     $("files").disabled = false;
@@ -125,6 +157,7 @@ async function scoreAll(files) {
 async function scoreBatches(files) {
   $("error").textContent = "";
   $("detail").hidden = true;
+  $("video").hidden = true;
   for (const e of entries) URL.revokeObjectURL(e.url);
   entries = Array.from(files, (file) => ({ file, url: URL.createObjectURL(file), row: null,
                                            explained: null }));
@@ -202,6 +235,28 @@ const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
 // Retry-After when they are full; the page waits that long and tries again (3 tries).
 let explaining = false;  // one explanation at a time, as the service explains them
 
+// The explanation of `file` (its body), progress and errors shown in `target` meanwhile;
+// null when there is none. `url`: /explain, or /explain?framed=true for a scanned frame.
+async function requestExplanation(target, file, name, url = "/explain") {
+  const say = (words) => target.replaceChildren(el("p", { role: "status" }, words));
+  const fail = (words) => { target.replaceChildren(el("p", { className: "rowerror" }, words)); };
+  let answer;
+  try {
+    answer = await postRetrying(url, "file", [file], {
+      onAttempt: () => say(`Explaining ${name}… (LIME and Grad-CAM take a few seconds)`),
+      onWait: (wait) => say(`The service is busy explaining another image; trying again ` +
+        `in ${wait} s…`) });
+  } catch (err) {
+    fail(`Could not reach the service: ${err}`);
+    return null;
+  }
+  if (!answer.reply.ok) {
+    fail(`Explanation unavailable: ${detailOf(answer.body)}`);
+    return null;
+  }
+  return answer.body;
+}
+
 async function explain(i) {
   if (explaining) return;
   explaining = true;
@@ -219,31 +274,8 @@ async function explainOne(i) {
   const detail = $("detail");
   detail.hidden = false;
   if (!e.explained) {
-    for (let attempt = 1; ; attempt++) {
-      detail.replaceChildren(el("p", { role: "status" }, `Explaining ${e.file.name}… (LIME ` +
-        "and Grad-CAM take a few seconds)"));
-      let answer;
-      try {
-        answer = await post("/explain", "file", [e.file]);
-      } catch (err) {
-        detail.replaceChildren(el("p", { className: "rowerror" }, `Could not reach the service: ${err}`));
-        return;
-      }
-      if (answer.reply.status === 503 && attempt < 3) {
-        const wait = Number(answer.reply.headers.get("Retry-After")) || 5;
-        detail.replaceChildren(el("p", { role: "status" }, `The service is busy explaining ` +
-          `another image; trying again in ${wait} s…`));
-        await sleep(wait);
-        continue;
-      }
-      if (!answer.reply.ok) {
-        detail.replaceChildren(el("p", { className: "rowerror" },
-          `Explanation unavailable: ${detailOf(answer.body)}`));
-        return;
-      }
-      e.explained = answer.body;
-      break;
-    }
+    e.explained = await requestExplanation(detail, e.file, e.file.name);
+    if (!e.explained) return;
     renderRows();
   }
   showExplanation(e);
@@ -271,15 +303,20 @@ function legend(kind, left, right) {
 }
 
 function showExplanation(e) {
-  const x = e.explained;
-  const row = e.row;
-  $("detail").replaceChildren(
-    el("h2", {}, `Why: ${e.file.name}`),
+  $("detail").replaceChildren(...explanationNodes(e.explained, e.file.name,
+    `File sha256 ${text(e.row && e.row.sha256, "–")}.`));
+  $("detail").focus();
+}
+
+// The maps of one explanation (POST /explain's body) with their legends and notes.
+function explanationNodes(x, name, provenance) {
+  return [
+    el("h2", {}, `Why: ${name}`),
     el("p", { className: `verdict ${x.verdict}` }, verdictText(x)),
     el("p", { className: `domain ${x.domain || ""}` }, domainText(x)),
     el("div", { className: "images" },
       figure("The image as the model saw it (face crop, resized).", x.images.input,
-             `${e.file.name} as the model saw it`),
+             `${name} as the model saw it`),
       figure("LIME: the regions that pushed the score towards fake most.", x.images.lime_positive,
              "LIME regions that raised P(fake)", null, reliabilityNote("lime")),
       figure("LIME: green regions raised P(fake), red lowered it.", x.images.lime_both,
@@ -289,8 +326,7 @@ function showExplanation(e) {
              x.images.gradcam, "Grad-CAM heat map over the face",
              legend("jet", "least", "most"), reliabilityNote("gradcam"))),
     el("p", { className: "note" }, "These maps show what moved the model's score, not proof " +
-       `of manipulation. File sha256 ${text(row && row.sha256, "–")}.`));
-  $("detail").focus();
+       `of manipulation. ${provenance}`)];
 }
 
 // The report: what a newsroom files with a story.
@@ -362,13 +398,13 @@ $("report-json").addEventListener("click", () =>
            JSON.stringify(report(), null, 2)));
 $("report-html").addEventListener("click", () =>
   download(`deepfake-report-${stamp()}.html`, "text/html;charset=utf-8", htmlReport(report())));
-$("files").addEventListener("change", (ev) => ev.target.files.length && scoreAll(ev.target.files));
+$("files").addEventListener("change", (ev) => ev.target.files.length && choose(ev.target.files));
 const drop = $("drop");
 drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (ev) => {
   ev.preventDefault(); drop.classList.remove("over");
-  if (ev.dataTransfer.files.length) scoreAll(ev.dataTransfer.files);
+  if (ev.dataTransfer.files.length) choose(ev.dataTransfer.files);
 });
 const cardReady = loadCard();
 cardReady.catch((e) => { $("card").textContent = `model card unavailable: ${e}`; });
