@@ -155,6 +155,10 @@ def test_a_video_gives_its_verdict_a_timeline_and_frames_explained_on_request(si
     url = site[0]
     video, not_video = clip
     ctx, page, outside = open_page(browser, url, viewport={"width": 1000, "height": 900})
+    broken = []  # script errors, and anything the page's policy blocks
+    page.on("pageerror", lambda exc: broken.append(str(exc)))
+    page.on("console", lambda m: broken.append(m.text)
+            if "Content Security Policy" in m.text else None)
     try:
         with page.expect_response(lambda r: r.url.endswith("/scan"), timeout=60_000) as got:
             page.set_input_files("#files", str(video))
@@ -188,11 +192,12 @@ def test_a_video_gives_its_verdict_a_timeline_and_frames_explained_on_request(si
         page.screenshot(path=str(ARTIFACTS / "page_video.png"), full_page=True)
         page.set_viewport_size({"width": 390, "height": 844})
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(ARTIFACTS / "page_video_phone.png"), full_page=True)
 
         page.set_input_files("#files", str(not_video))  # the service's 415, in words
         page.wait_for_selector("#error:has-text('Could not scan')", timeout=30_000)
         assert "not a video file" in page.inner_text("#error")
         assert "{" not in page.inner_text("#error")
-        assert outside == []
+        assert outside == [] and broken == []
     finally:
         ctx.close()

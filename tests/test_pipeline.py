@@ -277,6 +277,33 @@ def test_cli_predict_on_the_trained_model(pipeline):
     out.unlink()
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_clip_metrics_and_the_clip_rule_fitted_on_validation_clips(pipeline, model):
+    repo = pipeline["repo"]
+    metrics = json.loads((repo / f"metrics/{model}.json").read_text())
+    settings = json.loads((repo / f"models/{model}.settings.json").read_text())
+    assert metrics["video_clips"] + metrics["video_clips_unscored"] == 8  # the test clips
+    assert 0 <= metrics["video_accuracy"] <= 1 and 0 <= metrics["video_roc_auc"] <= 1
+    assert settings["video"] == {"top_fraction": 0.2, "threshold": metrics["video_threshold"],
+                                 "chosen_on": "8 validation clips"}
+
+
+def test_deepfake_scan_on_the_built_in_clips_repeats_evaluates_clip_metrics(pipeline, tmp_path):
+    """The CLI's scan and the evaluate stage share one scan and one rule: the same clips give
+    the same ROC AUC and accuracy (the registered model is the tuned CNN)."""
+    repo = pipeline["repo"]
+    done = sh([str(BIN / "deepfake"), "scan", "data/raw/videos/test", "--out",
+               str(tmp_path / "scan")], repo)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("data/raw/videos")]
+    assert len(lines) == 8 and all(" scored  faces -  " in line for line in lines)
+    report = json.loads((tmp_path / "scan" / "scan.json").read_text())
+    metrics = json.loads((repo / "metrics/tuned.json").read_text())
+    assert report["labelled"]["roc_auc"] == pytest.approx(metrics["video_roc_auc"])
+    assert report["labelled"]["accuracy"] == pytest.approx(metrics["video_accuracy"])
+    assert len(list((tmp_path / "scan").glob("*.timeline.png"))) == 8
+
+
 def test_forced_rerun_gives_bit_identical_metrics(pipeline):
     """training.deterministic: true → `dvc repro -f` reproduces every model's metrics."""
     repo = pipeline["repo"]

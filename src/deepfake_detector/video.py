@@ -80,27 +80,21 @@ def _message(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def _still_image(format_name: str) -> bool:
-    """FFmpeg opens PNGs and JPEGs as one-frame videos; they belong to the image loader."""
-    return format_name == "image2" or format_name.endswith("_pipe")
-
-
 class VideoReader:
     """Samples of one video; a context manager. Raises ``VideoRejected`` on opening when the
     input is unusable. ``frames()`` may be iterated once."""
 
     def __init__(self, source, limits: VideoLimits = VideoLimits(), *, _force_method=None):
         self.limits, self._force_method = limits, _force_method
-        self.method, self.warning, self.decode_seconds = "sequential", "", 0.0
-        self._own_file, self._container = None, None
+        self.warning, self.decode_seconds = "", 0.0
+        self._own_file = self._container = self._pending = None
         started = time.perf_counter()
         try:
             self._open(source)
         except BaseException:
             self.close()
             raise
-        finally:
-            self.decode_seconds += time.perf_counter() - started
+        self.decode_seconds += time.perf_counter() - started
 
     def __enter__(self) -> VideoReader:
         return self
@@ -118,17 +112,18 @@ class VideoReader:
         """A binary file object for FFmpeg, after the size checks. A path is opened without
         blocking and checked on the open descriptor, so a FIFO swapped in cannot hang it."""
         limit = self.limits.max_bytes
-        if isinstance(source, (bytes, bytearray, memoryview)):
+        if isinstance(source, (bytes, bytearray)):
             size, file = len(source), io.BytesIO(source)
         elif isinstance(source, (str, os.PathLike)):
             try:
                 fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
             except (OSError, ValueError) as exc:
                 raise VideoRejected("not_video", f"cannot open: {exc}") from None
-            self._own_file = file = os.fdopen(fd, "rb")
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
+                os.close(fd)
                 raise VideoRejected("not_video", not_regular(info.st_mode))
+            self._own_file = file = os.fdopen(fd, "rb")
             size = info.st_size
         else:  # a file object: measure what is left of it when it can seek
             file, size = source, None
@@ -149,12 +144,13 @@ class VideoReader:
             self._container = container = av.open(file, "r", metadata_errors="replace")
         except (av.error.FFmpegError, ValueError) as exc:
             raise VideoRejected("not_video", _message(exc)) from None
-        if _still_image(container.format.name):
-            raise VideoRejected("not_video", f"a still image ({container.format.name})")
+        name = container.format.name
+        if name == "image2" or name.endswith("_pipe"):  # a PNG or JPEG: for the image loader
+            raise VideoRejected("not_video", f"a still image ({name})")
         streams = [s for s in container.streams.video
                    if not s.disposition & av.stream.Disposition.attached_pic]  # cover art
         if not streams:
-            raise VideoRejected("no_video_stream", f"{container.format.name} without video")
+            raise VideoRejected("no_video_stream", f"{name} without video")
         self._stream = stream = streams[0]
         context = stream.codec_context
         if context is None:
@@ -163,12 +159,8 @@ class VideoReader:
         if pixels > limits.max_pixels:
             raise VideoRejected("too_many_pixels", f"{context.width}×{context.height}, more than "
                                 f"{limits.max_pixels:,} pixels (video.max_pixels)")
-        if stream.duration and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration:
-            duration = container.duration / av.time_base
-        else:
-            duration = None
+        duration = (float(stream.duration * stream.time_base) if stream.duration else
+                    container.duration / av.time_base if container.duration else None)
         if duration is not None and duration > limits.max_seconds:
             raise VideoRejected("too_long", f"{duration:,.0f} s declared, more than "
                                 f"{limits.max_seconds:g} s (video.max_seconds)")
@@ -177,26 +169,23 @@ class VideoReader:
         context.options = {"max_pixels": str(limits.max_pixels)}  # a size change mid-stream
         self._start = stream.start_time
         self._key_times: list[float] = []
-        self._key_spacing = math.inf
+        self._key_spacing = 0.0 if self._force_method == "seek" else math.inf
+        self.method = self._force_method or "sequential"
         self._packets = self._decoded()
-        try:
-            first = self._next()
+        try:  # the first frame now: it says how the picture is turned, and that any decodes
+            self._pending = first = self._next()
         except av.error.DecoderNotFoundError as exc:
             raise VideoRejected("undecodable", _message(exc)) from None
         except av.error.FFmpegError as exc:
             raise VideoRejected("no_frames", _message(exc)) from None
         if first is None:
-            raise VideoRejected("no_frames", "no frame decoded")
-        self._pending = first
-        if self._force_method == "seek":
-            self.method, self._key_spacing = "seek", 0.0
-        turns = round(first[0].rotation / 90) % 4
-        width, height = (first[0].height, first[0].width) if turns % 2 else (
-            first[0].width, first[0].height)
-        self.info = {"width": width, "height": height, "rotation": first[0].rotation,
+            raise VideoRejected("no_frames", "no frame with a timestamp decoded")
+        rotation, size = first[0].rotation, (first[0].width, first[0].height)
+        width, height = size[::-1] if round(rotation / 90) % 2 else size
+        self.info = {"width": width, "height": height, "rotation": rotation,
                      "duration": duration, "fps": float(stream.average_rate)
                      if stream.average_rate else None, "codec": context.name,
-                     "format": container.format.name}
+                     "format": name}
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         for packet in self._container.demux(self._stream):
@@ -210,7 +199,7 @@ class VideoReader:
                 continue
             if self._start is None:
                 self._start = frame.pts
-            t = float((frame.pts - self._start) * frame.time_base)
+            t = float((frame.pts - self._start) * self._stream.time_base)
             if t > self.limits.max_seconds:
                 raise VideoRejected("too_long", f"a frame at {t:,.0f} s, past "
                                     f"{self.limits.max_seconds:g} s (video.max_seconds)")
@@ -226,34 +215,35 @@ class VideoReader:
         """Switch to seeking once key frames are seen closer than half the sample interval:
         whole groups of pictures then fall between samples and need not be decoded."""
         self._key_times = (self._key_times + [t])[-2:]
-        if len(self._key_times) == 2 and self.method == "sequential":
-            self._key_spacing = self._key_times[1] - self._key_times[0]
-            if self._key_spacing < self._interval / 2 and self._force_method != "sequential":
+        if len(self._key_times) == 2 and self._force_method is None and self.method != "seek":
+            self._key_spacing = self._key_times[1] - self._key_times[0]  # neighbours, unsought
+            if self._key_spacing < self._interval / 2:
                 self.method = "seek"
 
-    def _seek(self, target: float) -> None:
+    def _seek(self, target: float) -> bool:
         stream = self._stream
         offset = int(target / stream.time_base) + (self._start or 0)
         try:
             self._container.seek(offset, stream=stream, backward=True)
         except av.error.FFmpegError:  # not seekable (a pipe, an index-less file): read on
-            self.method = "sequential"
-            return
+            self.method = self._force_method = "sequential"
+            return False
         self._packets = self._decoded()
+        return True
 
     def frames(self) -> Iterator[Frame]:
         """The samples in time order: per target t = 0, dt, 2dt, … the first frame at or after
         it; targets a frame jumped over are skipped."""
-        target_index, taken, last_t, end_t = 0, 0, -math.inf, None
+        target_index, taken, last_t, end_t, sought, sought_from = 0, 0, -math.inf, None, None, None
         resumed, ended = time.perf_counter(), False
         while taken < self.limits.max_frames:
             target = target_index * self._interval
             if self._pending is not None:
                 decoded, self._pending = self._pending, None
             else:
-                if self.method == "seek" and end_t is not None and (
-                        target - end_t > self._key_spacing):
-                    self._seek(target)
+                if self.method == "seek" and target != sought and end_t is not None and (
+                        target - end_t > self._key_spacing):  # once a target: no loop at the end
+                    sought, sought_from = target, end_t if self._seek(target) else None
                 try:
                     decoded = self._next()
                 except av.error.FFmpegError as exc:
@@ -264,7 +254,9 @@ class VideoReader:
                 ended = True
                 break
             frame, t = decoded
-            end_t = t
+            if sought_from is not None and t < sought_from:  # it went back: seeking cannot help
+                self.method = self._force_method = "sequential"
+            end_t, sought_from = t, None
             if t < target - _EPS or t <= last_t:
                 continue
             image = frame.to_ndarray(format="rgb24")

@@ -77,7 +77,9 @@ def evaluate_clips(detector, videos_dir: Path, params: dict, progress=None) -> t
                 if row["label"] == 1 and clip_p >= threshold and row["segment"]]
     hits = [row["start"] <= t <= row["end"] for row, t in segments]
     metrics = {"video_roc_auc": m["roc_auc"], "video_accuracy": m["accuracy"],
-               "video_clips": m["n"], "video_clips_unscored": len(results) - len(scored),
+               "video_clips": m["n"],
+               "video_clips_unscored": sum(p is None and row["split"] == "test"
+                                           for row, p, _ in results),
                "video_segment_top1": float(np.mean(hits)) if hits else None,
                "video_segment_called": len(segments), "video_threshold": float(threshold)}
     return rule, metrics

@@ -97,10 +97,12 @@ async function scanVideo(file) {
 
 function renderVideo() {
   const r = scanned.result;
-  $("video-summary").replaceChildren(...summaryNodes(r));
-  $("timeline").replaceChildren(timeline(r));
+  $("video-summary").replaceChildren(...summaryNodes(r).filter(Boolean));
   $("top-frames").replaceChildren(...topFrameNodes(r));
   $("video").hidden = false;
+  // drawn at about the width it is shown at, so its text reads the same on a phone
+  const width = Math.max(320, Math.min(760, $("timeline").clientWidth || 640));
+  $("timeline").replaceChildren(timeline(r, width));
 }
 
 function summaryNodes(r) {
@@ -127,24 +129,24 @@ function summaryNodes(r) {
   ];
 }
 
-// The plot's frame in viewBox units; its text stays legible when shrunk to a phone's width.
-const PLOT = { width: 640, height: 250, left: 48, right: 14, top: 16, bottom: 40 };
+// The plot's margins in viewBox units (about pixels: see renderVideo).
+const PLOT = { height: 250, left: 48, right: 14, top: 34, bottom: 40 };
 
-// A tick step giving at most about six ticks over `span` seconds.
-function tickStep(span) {
+// A tick step giving at most about `ticks` ticks over `span` seconds.
+function tickStep(span, ticks) {
   const steps = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600];
-  return steps.find((s) => span / s <= 6) || Math.ceil(span / 6 / 600) * 600;
+  return steps.find((s) => span / s <= ticks) || Math.ceil(span / ticks / 600) * 600;
 }
 
 // The timeline as an SVG: axes, the threshold (dashed), the scored frames joined in time
 // order as focusable points, the frames with no face as grey ticks on the time axis.
-function timeline(r) {
+function timeline(r, width) {
   const frames = r.frames || [];
   const end = Math.max(r.duration || 0, ...frames.map((f) => f.t), 1e-3);
-  const w = PLOT.width - PLOT.left - PLOT.right, h = PLOT.height - PLOT.top - PLOT.bottom;
+  const w = width - PLOT.left - PLOT.right, h = PLOT.height - PLOT.top - PLOT.bottom;
   const x = (t) => PLOT.left + (t / end) * w;
   const y = (p) => PLOT.top + (1 - p) * h;
-  const chart = svg("svg", { viewBox: `0 0 ${PLOT.width} ${PLOT.height}`, role: "group",
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${PLOT.height}`, role: "group",
     "aria-label": "Timeline: P(fake) of each sampled frame over time" });
   chart.append(svg("rect", { class: "plot", x: PLOT.left, y: PLOT.top, width: w, height: h }));
   for (const p of [0, 0.5, 1]) {
@@ -152,16 +154,19 @@ function timeline(r) {
       y2: y(p) }), svg("text", { class: "axis", x: PLOT.left - 6, y: y(p) + 4,
       "text-anchor": "end" }, String(p)));
   }
-  const step = tickStep(end);
+  const step = tickStep(end, Math.max(3, Math.floor(w / 70)));
   for (let t = 0; t <= end + 1e-9; t += step) {
     chart.append(svg("text", { class: "axis", x: x(t), y: PLOT.top + h + 18,
       "text-anchor": "middle" }, `${+t.toFixed(1)} s`));
   }
-  chart.append(svg("text", { class: "axis", x: 4, y: PLOT.top - 4 }, "P(fake)"));
+  chart.append(svg("text", { class: "axis", x: 4, y: PLOT.top - 14 }, "P(fake)"));
+  const threshold = `clip threshold ${fmt(r.threshold)}`;  // the line, its key above the plot
   chart.append(svg("line", { class: "threshold", x1: PLOT.left, x2: PLOT.left + w,
-    y1: y(r.threshold), y2: y(r.threshold) }, svg("title", {}, `clip threshold ${fmt(r.threshold)}`)),
-    svg("text", { class: "threshold-label", x: PLOT.left + w - 4, y: y(r.threshold) - 5,
-      "text-anchor": "end" }, `clip threshold ${fmt(r.threshold)}`));
+    y1: y(r.threshold), y2: y(r.threshold) }, svg("title", {}, threshold)),
+    svg("line", { class: "threshold-key", x1: PLOT.left + w - 175, x2: PLOT.left + w - 145,
+      y1: PLOT.top - 19, y2: PLOT.top - 19 }),
+    svg("text", { class: "threshold-label", x: PLOT.left + w, y: PLOT.top - 14,
+      "text-anchor": "end" }, threshold));
   for (const f of frames.filter((f) => f.p_fake === null || f.p_fake === undefined)) {
     chart.append(svg("line", { class: "noface", x1: x(f.t), x2: x(f.t), y1: y(0) - 7,
       y2: y(0) + 7 }, svg("title", {}, `${fmt(f.t)} s: no face, not scored`)));
