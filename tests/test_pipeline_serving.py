@@ -75,7 +75,7 @@ def test_predict_and_evaluate_a_folder_with_the_champion(champion, tmp_path):
     assert (tmp_path / "ex/explanation.png").stat().st_size > 5000
 
 
-def test_mlflow_models_serve_answers_an_image(champion):
+def test_mlflow_models_serve_answers_an_image_and_a_clip(champion):
     repo, port = champion["repo"], free_port()
     env = {**pipeline_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
     proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m",
@@ -91,6 +91,15 @@ def test_mlflow_models_serve_answers_an_image(champion):
         first, second = reply.json()["predictions"]
         assert 0 <= first["p_fake"] <= 1 and first["label"] in ("real", "fake")
         assert second["error"] == "not_image"
+        # a clip: one row with the clip's verdict (the built-in clips are whole-frame scored)
+        clip = next((repo / "data/raw/videos/test/fake").glob("*.mp4"))
+        reply = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=120, json={
+            "dataframe_split": {"columns": ["video"], "data": [
+                [base64.b64encode(clip.read_bytes()).decode()], ["bm90IGEgdmlkZW8="]]}})
+        assert reply.status_code == 200, reply.text
+        first, second = reply.json()["predictions"]
+        assert 0 <= first["p_fake"] <= 1 and first["verdict"] in ("real", "fake", "inconclusive")
+        assert second["error"] == "not_video"
     finally:
         proc.terminate()
         proc.wait(20)

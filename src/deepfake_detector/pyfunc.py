@@ -15,11 +15,15 @@ COLUMNS = ["p_fake", "label", "verdict", "reason", "face_found", "domain", "doma
 
 class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
     """Input: a DataFrame with a column ``image`` of base64-encoded image files (what
-    ``mlflow models serve`` receives as ``dataframe_split``), or a uint8 array N×H×W×3 at the
-    model's size. Output: a DataFrame of ``COLUMNS``, one row each: ``label`` the threshold's
-    fake|real, ``verdict`` fake|real|inconclusive with its ``reason`` (in_band,
-    out_of_domain), ``domain`` in|out (None for a model without a domain fit), ``trained_on``
-    the training data in words."""
+    ``mlflow models serve`` receives as ``dataframe_split``), or a column ``video`` of
+    base64-encoded video files, or a uint8 array N×H×W×3 at the model's size. Output: a
+    DataFrame of ``COLUMNS``, one row each: ``label`` the threshold's fake|real, ``verdict``
+    fake|real|inconclusive with its ``reason`` (in_band, out_of_domain; no_faces for a clip),
+    ``domain`` in|out (None for a model without a domain fit), ``trained_on`` the training
+    data in words. A clip's row is the clip's (``video_scan.scan``: P(fake) by the clip
+    rule, ``face_found`` whether any sampled frame had one, ``domain`` out when most scored
+    frames are); its frame-by-frame timeline is what ``deepfake scan`` and ``POST /scan``
+    add."""
 
     def load_context(self, context):
         from deepfake_detector.detector import Detector
@@ -47,8 +51,29 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
                 if source is None:
                     row["error"] = "not_base64"
             return pd.DataFrame(rows, columns=COLUMNS)
+        if isinstance(model_input, pd.DataFrame) and "video" in model_input.columns:
+            return pd.DataFrame([self._clip(_decode_b64(v)) for v in model_input["video"]],
+                                columns=COLUMNS)
         raise ValueError("expected a DataFrame with a column 'image' of base64-encoded image "
-                         "files, or a uint8 array N×H×W×3")
+                         "files (or 'video' of video files), or a uint8 array N×H×W×3")
+
+    def _clip(self, data: bytes | None) -> dict:
+        from deepfake_detector.video import VideoRejected
+        from deepfake_detector.video_scan import scan
+
+        row = {"p_fake": None, "label": None, "verdict": None, "reason": "", "face_found": None,
+               "domain": None, "domain_score": None, "trained_on": self.detector.trained_on,
+               "error": ""}
+        if data is None:
+            return {**row, "error": "not_base64"}
+        try:
+            clip = scan(self.detector, data)
+        except VideoRejected as exc:
+            return {**row, "error": exc.reason}
+        share = clip["domain_out_share"]
+        return {**row, **{k: clip[k] for k in ("p_fake", "label", "verdict", "reason")},
+                "face_found": None if clip["faces_found"] is None else clip["faces_found"] > 0,
+                "domain": None if share is None else ("out" if share > 0.5 else "in")}
 
 
 def _decode_b64(value):
