@@ -50,6 +50,22 @@ def test_serving_benchmark_prints_latencies_ratio_and_errors():
                      r"errors 0", out)
 
 
+@pytest.mark.slow
+def test_video_benchmark_splits_its_time_and_prints_ratio_and_memory():
+    out, ratio = run_benchmark("video.py", "--seconds", "6", "--repeats", "1",
+                               "--memory-minutes", "1.5")
+    ours = re.search(r"^ours: ([\d.]+) s for 12 sampled frames, (\d+) scored \((\w+)\); split: "
+                     r"decode ([\d.]+) s, face detection ([\d.]+) s, model ([\d.]+) s$", out, re.M)
+    naive = re.search(r"^naive .*: ([\d.]+) s for (\d+) scored$", out, re.M)
+    assert ours and naive, out
+    assert ours.group(2) == naive.group(2)  # both ways scored the same frames
+    assert sum(float(ours.group(i)) for i in (4, 5, 6)) <= float(ours.group(1)) + 0.01
+    assert ratio == pytest.approx(float(naive.group(1)) / float(ours.group(1)), abs=0.06)
+    memory = re.search(r"1 min \((\d+) frames scored\) (\d+) MiB; 1.5 min \((\d+) frames\) "
+                       r"(\d+) MiB; memory ratio: ([\d.]+)$", out, re.M)
+    assert memory and memory.group(1) == "120" and memory.group(3) == "180", out
+
+
 def test_cross_validation_folds_test_every_image_once_and_never_train_on_it(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import real_data

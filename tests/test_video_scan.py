@@ -92,6 +92,16 @@ def test_a_segment_is_found_at_its_time_and_calls_the_clip_fake(tmp_path):
     assert plain["p_fake"] == result["p_fake"]  # bytes and a path scan alike
 
 
+def test_the_clip_threshold_fitted_on_validation_clips_decides_label_and_verdict(tmp_path):
+    path = clip(tmp_path / "seg.mp4", seconds=4, fps=10, bright=(1.0, 2.0))
+    judge = detector()  # image threshold 0.5; the clip rule fitted stricter
+    judge.settings["video"] = {"top_fraction": 0.5, "threshold": 0.9, "chosen_on": "8 clips"}
+    result = scan(judge, str(path), VideoLimits(fps=2))
+    assert 0.5 < result["p_fake"] < 0.9  # 2 bright of the top 4 of 8 frames
+    assert (result["label"], result["verdict"], result["threshold"]) == ("real", "real", 0.9)
+    assert "4 of 8" in result["rule"] and "from 8 clips" in result["rule"]
+
+
 def test_a_model_that_frames_faces_lists_faceless_frames_unscored(tmp_path):
     path = clip(tmp_path / "plain.mp4", seconds=2, fps=10)
     result = scan(detector(face_crop=True), str(path), VideoLimits(fps=2))

@@ -77,9 +77,14 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
 
 
 def _decode_b64(value):
+    """A cell's file bytes: bytes as they are, or a base64 string (line breaks and spaces, as
+    the ``base64`` command wraps its output, left out); None for anything else (a null, NaN,
+    a number, ``True``: their text can be valid base64 — "None", "True" — but is no file)."""
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
+    if not isinstance(value, str):
+        return None
     try:
-        return base64.b64decode(str(value), validate=True)
+        return base64.b64decode("".join(value.split()), validate=True)
     except ValueError:
         return None

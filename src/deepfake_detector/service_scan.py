@@ -22,7 +22,8 @@ def add_scan_route(app, detector, card: dict, params: dict, uploads, refuse, err
     serve_cfg = params["serve"]
     base = Limits.from_params(serve_cfg)
     caps = Limits(min(int(float(serve_cfg["max_video_mb"]) * 2**20), base.max_request),
-                  base.max_request, 1, base.stall_s)
+                  base.max_request, 1, base.stall_s, upload_setting="serve.max_video_mb",
+                  files_setting="POST /scan takes one video, in the field 'file'")
     slots = threading.BoundedSemaphore(serve_cfg["scan_concurrency"])
     video_limits = VideoLimits.from_params(params)
 

@@ -25,8 +25,9 @@ from .errors import UploadRejected
 
 MB = 2**20
 # What the 400 for a body that is not the expected multipart says (as before this module).
-MULTIPART_MESSAGE = ("send multipart/form-data with image files in the field 'files' (/predict) "
-                     "or 'file' (/explain)")
+MULTIPART_MESSAGE = ("send multipart/form-data with image files in the field 'files' (/predict), "
+                     "one image in the field 'file' (/explain) or one video in the field 'file' "
+                     "(/scan)")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class Limits:
     max_request: int  # bytes, the whole body
     max_files: int  # parts in one request
     stall_s: float  # seconds without a byte
+    # what the 413s name: the setting behind max_upload, and what max_files is
+    upload_setting: str = "serve.max_upload_mb"
+    files_setting: str = "serve.max_files"
 
     @classmethod
     def from_params(cls, serve_cfg: dict) -> "Limits":
@@ -78,8 +82,9 @@ class _Collector:
     def on_part_begin(self):
         self.disposition, self.current = None, None
         if len(self.parts) >= self.limits.max_files:
-            raise UploadRejected(413, f"more than {self.limits.max_files} files in one request "
-                                      "(serve.max_files)")
+            n = self.limits.max_files
+            raise UploadRejected(413, f"more than {n} file{'s' if n != 1 else ''} in one "
+                                      f"request ({self.limits.files_setting})")
 
     def on_header_field(self, data, start, end):
         self.header_name += data[start:end]
@@ -107,7 +112,7 @@ class _Collector:
         part.size += end - start
         if part.filename is not None and part.size > self.limits.max_upload:
             raise UploadRejected(413, f"{part.filename}: larger than {self.limits.max_upload} "
-                                      "bytes (serve.max_upload_mb)")
+                                      f"bytes ({self.limits.upload_setting})")
         if part.filename is not None and part.name in self.wanted:
             part.data += data[start:end]  # other parts are counted, never kept
 

@@ -235,7 +235,7 @@ class VideoReader:
         """The samples in time order: per target t = 0, dt, 2dt, … the first frame at or after
         it; targets a frame jumped over are skipped."""
         target_index, taken, last_t, end_t, sought, sought_from = 0, 0, -math.inf, None, None, None
-        resumed, ended = time.perf_counter(), False
+        resumed, ended, unconverted = time.perf_counter(), False, []
         while taken < self.limits.max_frames:
             target = target_index * self._interval
             if self._pending is not None:
@@ -259,7 +259,11 @@ class VideoReader:
             end_t, sought_from = t, None
             if t < target - _EPS or t <= last_t:
                 continue
-            image = frame.to_ndarray(format="rgb24")
+            try:
+                image = frame.to_ndarray(format="rgb24")
+            except av.error.FFmpegError as exc:  # decoded, but damaged colour settings that
+                unconverted.append((t, _message(exc)))  # swscale refuses: the next frame tries
+                continue
             turns = round(frame.rotation / 90) % 4
             if turns:
                 image = np.ascontiguousarray(np.rot90(image, turns))
@@ -272,3 +276,11 @@ class VideoReader:
         if ended and duration and end_t is not None and duration - end_t > max(1.0, 3 / fps):
             self.warning = f"truncated: decoding stopped at {end_t:.1f} s of {duration:.1f} s"
         self.decode_seconds += time.perf_counter() - resumed
+        if unconverted:
+            (first, why), n = unconverted[0], len(unconverted)
+            if not taken:
+                raise VideoRejected("undecodable", f"its frames decode but cannot be turned into "
+                                    f"RGB pictures ({why}, from {first:.1f} s)")
+            damaged = f"damaged: {n} frame{'s' if n > 1 else ''} from {first:.1f} s could not " \
+                      f"be turned into RGB pictures and were passed over ({why})"
+            self.warning = f"{self.warning}; {damaged}" if self.warning else damaged

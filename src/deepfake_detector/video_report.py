@@ -34,6 +34,7 @@ def timeline_png(result: dict, path: Path) -> None:
     """P(fake) of each sampled frame over time with the clip threshold; frames with no face
     marked along the bottom; below, the most suspicious frames with their times."""
     from .atomic import atomic_path
+    from .cli_checks import shown
 
     plt = pyplot()
     frames = result["frames"]
@@ -60,7 +61,7 @@ def timeline_png(result: dict, path: Path) -> None:
     ax.set_ylabel("P(fake)")
     verdict = result["verdict"] or "-"
     p = result["p_fake"]
-    ax.set_title(f"{Path(result['file']).name}: {verdict}"
+    ax.set_title(f"{shown(Path(result['file']).name)}: {verdict}"  # \r, \n as text
                  + (f" (clip P(fake) {p:.3f})" if p is not None else ""), fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     for i, item in enumerate(top):

@@ -21,6 +21,7 @@ from PIL import Image
 from . import verdicts
 from .faces import detect_faces, face_square
 from .images import centre_box, square_resize
+from .scoring import label
 from .video import VideoLimits, VideoReader
 
 IOU_MATCH = 0.3   # a face overlapping the track's last box this much is the same face
@@ -94,7 +95,8 @@ def _thumbnail(rgb: np.ndarray, box) -> np.ndarray:
     img = Image.fromarray(rgb)
     scale = min(1.0, THUMB_SIDE / img.width)
     if scale < 1.0:
-        img = img.resize((round(img.width * scale), round(img.height * scale)),
+        # at least 1 px: a 4096×2 frame shrinks to 240×0 otherwise, which PIL refuses
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                          Image.Resampling.BILINEAR)
     arr = np.asarray(img).copy()
     if box is not None:
@@ -197,7 +199,8 @@ def scan(detector, source, limits: VideoLimits = VideoLimits(), *, name: str = "
     top = sorted(scorer.top, reverse=True)
     return {
         "file": name, "p_fake": None if p is None else round(p, 6),
-        "label": None if p is None else detector.label(p), "verdict": verdict, "reason": reason,
+        "label": None if p is None else label(p, rule["threshold"]), "verdict": verdict,
+        "reason": reason,
         "threshold": rule["threshold"],
         "rule": (f"mean of the top {rule['top_fraction']:.0%} of frame P(fake) "
                  f"({max(1, math.ceil(rule['top_fraction'] * len(scored))) if scored else 0} "
