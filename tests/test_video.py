@@ -168,6 +168,24 @@ def test_seek_and_sequential_agree_on_all_key_frame_clip(tmp_path):
     assert auto_reader.method == "seek" and forced_reader.method == "sequential"
     assert auto == forced == [(0.0, 0), (1.0, 10), (2.0, 20)]
     assert sampled(path, limits, _force_method="seek")[0] == auto
+    # what seeking is for: whole groups of pictures between samples are never decoded
+    assert (forced_reader.frames_decoded, auto_reader.frames_decoded) == (30, 5)
+
+
+def test_a_clip_without_duration_says_where_max_frames_stopped_it(tmp_path):
+    pipe = _Pipe()  # written as a stream: Matroska then declares no duration
+    write_clip(pipe, [grey(i % 30) for i in range(40)], 10, format="matroska")
+    with VideoReader(bytes(pipe.data), VideoLimits(fps=2, max_frames=3)) as reader:
+        assert reader.info["duration"] is None
+        assert [f.t for f in reader.frames()] == [0.0, 0.5, 1.0]
+    assert reader.warning == ("stopped at 1.0 s after video.max_frames (3) samples: the clip "
+                              "declares no duration")
+
+
+def test_decoding_past_the_deadline_is_too_long(clip):
+    with VideoReader(clip, VideoLimits(deadline_s=0.0)) as reader:
+        with pytest.raises(VideoRejected, match="too_long: decoding took more than 0 s"):
+            list(reader.frames())
 
 
 def test_long_groups_of_pictures_stay_sequential(tmp_path):
@@ -321,3 +339,10 @@ def test_limits_from_params_and_error_text():
     error = VideoRejected("too_long", "36,000 s declared")
     assert str(error) == "too_long: 36,000 s declared" and error.detail == "36,000 s declared"
     assert not is_video_path("face.jpg") and is_video_path("clip.MKV")
+
+
+def test_the_cli_lists_the_extensions_the_reader_takes():
+    from deepfake_detector.cli_scan import EXTENSIONS
+    from deepfake_detector.video import VIDEO_EXTENSIONS
+
+    assert set(EXTENSIONS.split()) == VIDEO_EXTENSIONS

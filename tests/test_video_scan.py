@@ -205,17 +205,102 @@ def test_post_scan_refuses_what_is_not_a_video(scan_service, name, data, status,
     assert reply.json()["detail"]["reason"] == reason
 
 
-def test_post_scan_caps_size_and_concurrency(scan_service, tmp_path):
+def test_post_scan_caps_size_and_concurrency(scan_service, tmp_path, monkeypatch):
+    import threading
+
+    from deepfake_detector import video_scan
+
     big = b"\x00" * (2 * 2**20)  # past serve.max_video_mb (1 here): refused while read
     reply = httpx.post(f"{scan_service}/scan", files={"file": ("big.mp4", big)}, timeout=60)
-    assert reply.status_code == 413
+    assert reply.status_code == 413 and "serve.max_video_mb" in reply.text
+    # one scan at a time (serve.scan_concurrency 1): the first is held inside its scan
+    started, release, real = threading.Event(), threading.Event(), video_scan.scan
+
+    def held(*args, **kwargs):
+        started.set()
+        release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(video_scan, "scan", held)
     from test_service import make_app
 
-    server, thread, url = start_server(make_app(face_crop=False, scan_concurrency=0))
+    server, thread, url = start_server(make_app(face_crop=False, scan_concurrency=1))
+    data = clip(tmp_path / "c.mp4", seconds=1, fps=8).read_bytes()
+    first: list = []
+    client = threading.Thread(target=lambda: first.append(httpx.post(
+        f"{url}/scan", files={"file": ("c.mp4", data)}, timeout=120)))
     try:
-        data = clip(tmp_path / "c.mp4", seconds=1, fps=8).read_bytes()
-        reply = httpx.post(f"{url}/scan", files={"file": ("c.mp4", data)}, timeout=60)
-        assert reply.status_code == 503 and reply.headers["retry-after"] == "10"
+        client.start()
+        assert started.wait(60)
+        second = httpx.post(f"{url}/scan", files={"file": ("c.mp4", data)}, timeout=60)
+        assert second.status_code == 503 and second.headers["retry-after"] == "10"
+        release.set()
+        client.join(120)
+        assert first[0].status_code == 200  # the held scan finishes
+        third = httpx.post(f"{url}/scan", files={"file": ("c.mp4", data)}, timeout=60)
+        assert third.status_code == 200  # and its slot was given back
     finally:
+        release.set()
         server.should_exit = True
         thread.join(10)
+
+
+def test_frames_grouped_by_video_get_a_threshold_fitted_on_validation_videos():
+    from deepfake_detector.video_eval import grouped_metrics
+
+    cfg = {"threshold": "max_accuracy", "target_fake_recall": 0.95}
+
+    def frames(videos):  # (video id, label, frame scores) → paths, labels, scores
+        rows = [(f"data/raw/{'fake' if y else 'real'}/{vid}_{i}.jpg", y, p)
+                for vid, y, scores in videos for i, p in enumerate(scores)]
+        paths, ys, ps = zip(*rows)
+        return np.array(paths), np.array(ys), np.array(ps)
+
+    # real videos peak at 0.4, fake ones at 0.8 (top 50% of frames): any threshold between
+    val = frames([("v1", 0, [0.1, 0.4]), ("v2", 0, [0.2, 0.3]), ("v3", 1, [0.2, 0.8]),
+                  ("v4", 1, [0.7, 0.9])])
+    # a source video and its fake share the id "s1": two videos, not one of mixed labels
+    test = frames([("s1", 0, [0.1, 0.2]), ("s1", 1, [0.1, 0.9]), ("s2", 0, [0.6, 0.1])])
+    rule, metrics = grouped_metrics(val, test, r"^(?:.*/)?([a-z]\d)_", 0.5, cfg, 0.99,
+                                    "data/raw/")
+    assert 0.35 < rule["threshold"] <= 0.8 and rule["chosen_on"].startswith("4 validation")
+    assert metrics["group_videos"] == 3 and metrics["group_roc_auc"] == 1.0
+    assert metrics["group_accuracy"] == pytest.approx(
+        np.mean([0.2 < rule["threshold"], 0.9 >= rule["threshold"], 0.6 < rule["threshold"]]))
+    # no validation videos of both classes: the image threshold, said so
+    one_class = frames([("v1", 0, [0.1, 0.4])])
+    rule, _ = grouped_metrics(one_class, test, r"^(?:.*/)?([a-z]\d)_", 0.5, cfg, 0.99,
+                              "data/raw/")
+    assert rule["threshold"] == 0.99 and "image threshold" in rule["chosen_on"]
+    # the regex reads paths relative to data/raw, as the split stage does
+    _, anchored = grouped_metrics(val, test, r"^(?:real|fake)/([a-z]\d)_", 0.5, cfg, 0.5,
+                                  "data/raw/")
+    assert anchored["group_videos"] == 3
+
+
+def test_clip_metrics_time_the_segment_by_the_top_frame(tmp_path):
+    """evaluate's clip part on a folder laid out as the built-in clips: the threshold from the
+    validation clips, the segment hit counted with the span's end excluded."""
+    from deepfake_detector.video_eval import evaluate_clips
+
+    rows = []
+    # (label, kind, bright span in the clip, span recorded); the last two segment clips are
+    # bright from 1.0 s: one recorded as [1, 2) (its top frame, 1.0 s, is inside), one as
+    # [0.5, 1) (its top frame lies exactly at the end: outside, as frames are start <= t < end)
+    clips = [(0, "", None, None), (0, "", None, None), (1, "whole", (0, 3), (0, 3)),
+             (1, "segment", (1, 1.5), (1, 2)), (1, "segment", (1, 1.5), (0.5, 1))]
+    for split in ("val", "test"):
+        for i, (label, kind, bright, span) in enumerate(clips):
+            rel = f"{split}/{'fake' if label else 'real'}/c{i}.mp4"
+            clip(tmp_path / rel, seconds=3, fps=8, bright=bright)
+            rows.append(f"{rel},{split},{label},{'face_swap' if label else ''},{kind},"
+                        + (f"{span[0]},{span[1]}" if span else ","))
+    (tmp_path / "clips.csv").write_text("file,split,label,family,kind,start,end\n"
+                                        + "\n".join(rows) + "\n")
+    params = {"video": {"fps": 2, "max_frames": 600, "top_fraction": 0.2},
+              "evaluate": {"threshold": "max_accuracy", "target_fake_recall": 0.95}}
+    rule, metrics = evaluate_clips(detector(), tmp_path, params)
+    assert rule["chosen_on"] == "5 validation clips" and (rule["fps"], rule["max_frames"]) == (
+        2, 600)
+    assert metrics["video_roc_auc"] == 1.0 and metrics["video_accuracy"] == 1.0
+    assert (metrics["video_segment_called"], metrics["video_segment_top1"]) == (2, 0.5)

@@ -6,17 +6,20 @@ accuracy."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import re
 import sys
 from pathlib import Path
 
+from .atomic import write_text
 from .cli_checks import check_model, check_out_folder, expand_paths, shown
 from .cli_output import strict_json
 from .images import MB, not_regular, readable_name
 from .verdicts import verdict_text
 
+# video.VIDEO_EXTENSIONS, written here too: importing video.py loads PyAV (0.1 s a command)
 EXTENSIONS = ".mp4 .mov .m4v .webm .mkv .avi"
 SUMMARY = "scan"  # --out's scan.json: no clip's outputs may take this stem
 
@@ -127,9 +130,9 @@ def cmd_scan(args) -> int:
         _probe_out(out)
     limits = VideoLimits.from_params(params)
     if args.fps is not None:
-        limits = VideoLimits(**{**limits.__dict__, "fps": args.fps})
+        limits = dataclasses.replace(limits, fps=args.fps)
     if args.max_frames is not None:
-        limits = VideoLimits(**{**limits.__dict__, "max_frames": args.max_frames})
+        limits = dataclasses.replace(limits, max_frames=args.max_frames)
     cap = int(params["video"]["max_file_mb"] * MB)
     files = expand_paths(args.paths, cap, is_video_path)
     if not files:
@@ -151,7 +154,7 @@ def cmd_scan(args) -> int:
             result = {"file": name, "error": exc.reason, "detail": exc.detail}
         if out and not result.get("error"):
             stem = _stem(file, taken)
-            (out / f"{stem}.json").write_text(strict_json(result_json(result)) + "\n")
+            write_text(out / f"{stem}.json", strict_json(result_json(result)) + "\n")
             timeline_png(result, out / f"{stem}.timeline.png")
             result["outputs"] = [f"{stem}.json", f"{stem}.timeline.png"]
         results.append(result_json(result) if not result.get("error") else result)
@@ -161,7 +164,7 @@ def cmd_scan(args) -> int:
     report = {"model_trained_on": detector.trained_on if detector else None, "clips": results,
               "labelled": summary}
     if out:
-        (out / f"{SUMMARY}.json").write_text(strict_json(report) + "\n")
+        write_text(out / f"{SUMMARY}.json", strict_json(report) + "\n")
     if args.json:
         print(strict_json(report))
     elif summary:

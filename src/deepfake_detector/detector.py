@@ -101,16 +101,24 @@ class Detector:
         return apply_temperature(self.uncalibrated(x),
                                  float(self.settings.get("temperature", 1.0)))
 
-    def prepare(self, source, face_crop: bool | None = None):
-        """``max_file_mb`` in the settings (the CLI sets ``preprocess.max_file_mb``) caps the
-        size of a file read from a path; default ``images.MAX_FILE_MB``."""
+    def face_settings(self, face_crop: bool | None = None) -> dict:
+        """The model's face crop (``faces.frame_image``'s form), ``face_crop`` overriding
+        whether it is on (None: as the settings say)."""
         face = dict(self.settings.get("face_crop") or {})
         if face_crop is not None:
             face["enabled"] = face_crop
+        return face
+
+    def prepare(self, source, face_crop: bool | None = None, framed: bool = False):
+        """``max_file_mb`` in the settings (the CLI sets ``preprocess.max_file_mb``) caps the
+        size of a file read from a path; default ``images.MAX_FILE_MB``. ``framed``: the
+        image is a crop this model's framing already made (a scanned frame's), resized as
+        it is: no face search, no centre crop."""
         cap = int(float(self.settings.get("max_file_mb", MAX_FILE_MB)) * MB)
         return prepare_image(source, int(self.settings["image_size"]),
                              max_pixels=int(self.settings.get("max_pixels", 50_000_000)),
-                             crop=float(self.settings.get("centre_crop", 1.0)), face_crop=face,
+                             crop=1.0 if framed else float(self.settings.get("centre_crop", 1.0)),
+                             face_crop=self.face_settings(False if framed else face_crop),
                              max_bytes=cap)
 
     def score(self, sources: list, names: list[str] | None = None,

@@ -104,6 +104,7 @@ NOTES = {
     "video.max_pixels": "larger frames are refused (default: 4K UHD)",
     "video.max_seconds": "longer clips (declared or decoded) are refused",
     "video.max_file_mb": "larger files are refused unread (CLI)",
+    "video.deadline_s": "decoding one clip takes at most this long (else too_long)",
     "video.top_fraction": "a clip's P(fake): the mean of its top this share of frame scores",
     "explain.model": "LIME, occlusion and activations for this one (the study's choice)",
     "explain.n_images": "test images explained: half fakes, half reals, right and wrong",

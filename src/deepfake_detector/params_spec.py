@@ -260,7 +260,7 @@ SPEC = {
                  "models": Key(list_of(text, 1), ["baseline", "tuned", "xception", "ensemble"])},
     "video": {"fps": Key(POSITIVE, 2), "max_frames": Key(integer(1), 600),
               "max_pixels": Key(integer(1), 3840 * 2160), "max_seconds": Key(POSITIVE, 1800),
-              "max_file_mb": Key(POSITIVE, 2048),
+              "max_file_mb": Key(POSITIVE, 2048), "deadline_s": Key(POSITIVE, 300),
               "top_fraction": Key(number(hi=1, above=0), 0.2)},
     "explain": {"model": Key(text, "tuned"),
                 "gradcam_models": Key(list_of(text), ["baseline", "tuned", "xception"]),

@@ -58,7 +58,7 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
                          "files (or 'video' of video files), or a uint8 array N×H×W×3")
 
     def _clip(self, data: bytes | None) -> dict:
-        from deepfake_detector.video import VideoRejected
+        from deepfake_detector.video import VideoLimits, VideoRejected
         from deepfake_detector.video_scan import scan
 
         row = {"p_fake": None, "label": None, "verdict": None, "reason": "", "face_found": None,
@@ -66,8 +66,11 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
                "error": ""}
         if data is None:
             return {**row, "error": "not_base64"}
+        # sampled as the clip threshold was fitted (the evaluate stage records how)
+        fitted = self.detector.settings.get("video") or {}
+        limits = VideoLimits(**{k: fitted[k] for k in ("fps", "max_frames") if k in fitted})
         try:
-            clip = scan(self.detector, data)
+            clip = scan(self.detector, data, limits)
         except VideoRejected as exc:
             return {**row, "error": exc.reason}
         share = clip["domain_out_share"]

@@ -165,7 +165,7 @@ def create_app(detector, card: dict, params: dict):
                                 headers={"Retry-After": "5"})
         try:
             try:  # framed: a crop the service made (a scanned frame's), used as it is
-                image, face = detector.prepare(data, face_crop=False if framed else None)
+                image, face = detector.prepare(data, framed=framed)
             except ImageRejected as exc:
                 raise HTTPException(415, f"{filename}: {exc.reason}") from None
             explained = explainer.explain_image(detector, image, explain_cfg, 0, cam)

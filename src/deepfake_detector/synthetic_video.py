@@ -28,7 +28,7 @@ from .params_check import defaults
 
 SPLITS = ("val", "test")
 CLIP_STREAM = 1_000_000  # clip k's stream is [seed, CLIP_STREAM + k]: images use [seed, i]
-COLUMNS = ("file", "split", "label", "family", "start", "end")
+COLUMNS = ("file", "split", "label", "family", "kind", "start", "end")
 
 _VIDEOS = defaults()["data"]["synthetic"]["videos"]
 _IMAGES = synthetic.SyntheticConfig()
@@ -77,6 +77,12 @@ class Clip:
     @property
     def label(self) -> int:
         return int(bool(self.family))
+
+    def kind(self, n_frames: int) -> str:
+        """"whole" (manipulated from the first frame to the last), "segment" or "" (real)."""
+        if not self.family:
+            return ""
+        return "whole" if (self.first, self.last) == (0, n_frames) else "segment"
 
 
 def plan(cfg: ClipsConfig) -> list[Clip]:
@@ -198,7 +204,8 @@ def generate_clips(out_dir: Path, cfg: ClipsConfig, progress=None) -> list[dict]
         encode_clip(out_dir / rel, (rgb for rgb, _ in clip_frames(clip, cfg)), cfg.fps)
         span = ("", "") if not clip.label else (round(clip.first / cfg.fps, 6),
                                                  round(clip.last / cfg.fps, 6))
-        rows.append(dict(zip(COLUMNS, (rel, clip.split, clip.label, clip.family, *span))))
+        rows.append(dict(zip(COLUMNS, (rel, clip.split, clip.label, clip.family,
+                                       clip.kind(cfg.n_frames), *span))))
     with open(out_dir / "clips.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, COLUMNS, lineterminator="\n")
         writer.writeheader()

@@ -56,12 +56,14 @@ class VideoLimits:
     max_pixels: int = 3840 * 2160
     max_seconds: float = 1800
     max_bytes: int | None = 2048 * MB
+    deadline_s: float = 300  # decoding one clip stops after this long: too_long
 
     @classmethod
     def from_params(cls, params: dict) -> VideoLimits:
         video = (params or {}).get("video") or {}
         kwargs = {key: kind(video[key]) for key, kind in (("fps", float), ("max_frames", int),
-                  ("max_pixels", int), ("max_seconds", float)) if key in video}
+                  ("max_pixels", int), ("max_seconds", float), ("deadline_s", float))
+                  if key in video}
         if "max_file_mb" in video:
             mb = video["max_file_mb"]
             kwargs["max_bytes"] = None if mb is None else int(mb * MB)
@@ -86,7 +88,7 @@ class VideoReader:
 
     def __init__(self, source, limits: VideoLimits = VideoLimits(), *, _force_method=None):
         self.limits, self._force_method = limits, _force_method
-        self.warning, self.decode_seconds = "", 0.0
+        self.warning, self.decode_seconds, self.frames_decoded = "", 0.0, 0
         self._own_file = self._container = self._pending = None
         started = time.perf_counter()
         try:
@@ -237,6 +239,10 @@ class VideoReader:
         target_index, taken, last_t, end_t, sought, sought_from = 0, 0, -math.inf, None, None, None
         resumed, ended, unconverted = time.perf_counter(), False, []
         while taken < self.limits.max_frames:
+            if self.decode_seconds + time.perf_counter() - resumed > self.limits.deadline_s:
+                # many frames that are never sampled (a stalled or tiny time base) cost time
+                raise VideoRejected("too_long", f"decoding took more than "
+                                    f"{self.limits.deadline_s:g} s (video.deadline_s)")
             target = target_index * self._interval
             if self._pending is not None:
                 decoded, self._pending = self._pending, None
@@ -254,6 +260,7 @@ class VideoReader:
                 ended = True
                 break
             frame, t = decoded
+            self.frames_decoded += 1
             if sought_from is not None and t < sought_from:  # it went back: seeking cannot help
                 self.method = self._force_method = "sequential"
             end_t, sought_from = t, None
@@ -275,6 +282,10 @@ class VideoReader:
         duration, fps = self.info["duration"], self.info["fps"] or 1.0
         if ended and duration and end_t is not None and duration - end_t > max(1.0, 3 / fps):
             self.warning = f"truncated: decoding stopped at {end_t:.1f} s of {duration:.1f} s"
+        elif not ended and not duration and taken == self.limits.max_frames:
+            # no declared duration: the samples could not be spread over the whole clip
+            self.warning = (f"stopped at {last_t:.1f} s after video.max_frames "
+                            f"({self.limits.max_frames}) samples: the clip declares no duration")
         self.decode_seconds += time.perf_counter() - resumed
         if unconverted:
             (first, why), n = unconverted[0], len(unconverted)

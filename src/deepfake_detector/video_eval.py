@@ -23,7 +23,8 @@ CLIPS_FILE = "clips.csv"
 
 
 def read_clips(videos_dir: Path) -> list[dict]:
-    """The rows of ``clips.csv``: file, split, label, family, start, end."""
+    """The rows of ``clips.csv``: file, split, label, family, kind (whole|segment|""),
+    start, end (the manipulated span: ``start <= t < end``)."""
     with open(Path(videos_dir) / CLIPS_FILE, newline="") as fh:
         return [{**row, "label": int(row["label"]),
                  "start": float(row["start"]) if row["start"] != "" else None,
@@ -51,13 +52,11 @@ def evaluate_clips(detector, videos_dir: Path, params: dict, progress=None) -> t
     rows = read_clips(videos_dir)
     results = []
     for row in progress(rows) if progress else rows:
+        # the detector's settings hold no clip rule yet (this fits it): the params' share
         result = scan(detector, Path(videos_dir) / row["file"], limits, name=row["file"],
                       top_fraction=top_fraction)
-        scores = [f["p_fake"] for f in result["frames"] if f["p_fake"] is not None]
-        top_t = max((f for f in result["frames"] if f["p_fake"] is not None),
-                    key=lambda f: f["p_fake"], default={"t": None})["t"]
-        row["segment"] = _is_segment(row, result["duration"])
-        results.append((row, clip_score(scores, top_fraction), top_t))
+        top_t = result["top"][0]["t"] if result["top"] else None
+        results.append((row, result["p_fake"], top_t))
     # a clip with no scored frame has no score: left out of the metrics, counted here
     scored = [(row, p, t) for row, p, t in results if p is not None]
     val = [(row["label"], p) for row, p, _ in scored if row["split"] == "val"]
@@ -69,13 +68,14 @@ def evaluate_clips(detector, videos_dir: Path, params: dict, progress=None) -> t
         chosen_on = f"{len(val)} validation clips"
     else:
         threshold, chosen_on = detector.threshold, "the image threshold (no validation clips)"
-    rule = {"top_fraction": top_fraction, "threshold": float(threshold), "chosen_on": chosen_on}
+    rule = {"top_fraction": top_fraction, "threshold": float(threshold), "chosen_on": chosen_on,
+            "fps": limits.fps, "max_frames": limits.max_frames}  # the sampling it was fitted at
     y = np.array([row["label"] for row, _, _ in test])
     p = np.array([p for _, p, _ in test])
     m = _metrics(y, p, threshold)
     segments = [(row, t) for row, clip_p, t in test
-                if row["label"] == 1 and clip_p >= threshold and row["segment"]]
-    hits = [row["start"] <= t <= row["end"] for row, t in segments]
+                if row["label"] == 1 and clip_p >= threshold and row["kind"] == "segment"]
+    hits = [row["start"] <= t < row["end"] for row, t in segments]
     metrics = {"video_roc_auc": m["roc_auc"], "video_accuracy": m["accuracy"],
                "video_clips": m["n"],
                "video_clips_unscored": sum(p is None and row["split"] == "test"
@@ -85,47 +85,44 @@ def evaluate_clips(detector, videos_dir: Path, params: dict, progress=None) -> t
     return rule, metrics
 
 
-def _is_segment(row: dict, duration: float | None) -> bool:
-    """A fake clip manipulated over part of its length only (not from its start to its end:
-    the encoder's last frame ends within one frame of ``duration``)."""
-    if row["label"] != 1 or row["start"] is None or row["end"] is None:
-        return False
-    return row["start"] > 0 or (duration is not None and row["end"] < duration - 0.25)
-
-
 def group_of(path: str, pattern: re.Pattern) -> str:
-    """The video id of a frame's path, as the split stage reads ``split.group_regex``."""
+    """The video id of a frame's path (relative to ``data/raw``, as the split stage reads
+    ``split.group_regex``)."""
     m = pattern.search(path)
     if not m:
         return ""
     return m.group(1) if m.groups() else m.group(0)
 
 
-def grouped_scores(paths, y, p, pattern: re.Pattern, top_fraction: float):
-    """(labels, clip scores) of the frames grouped by video id; frames with none are left
-    out. A group's label is its frames' majority label."""
-    groups: dict[str, list[int]] = {}
-    for i, path in enumerate(paths):
-        if gid := group_of(str(path), pattern):
-            groups.setdefault(gid, []).append(i)
-    labels = np.array([int(np.mean(y[idx]) >= 0.5) for idx in groups.values()])
+def grouped_scores(paths, y, p, pattern: re.Pattern, top_fraction: float, raw_prefix: str = ""):
+    """(labels, clip scores) of the frames grouped by video id and label (a source video and
+    the fakes made from it can share an id); frames with no id are left out."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, path in enumerate(map(str, paths)):
+        if gid := group_of(path.removeprefix(raw_prefix), pattern):
+            groups.setdefault((gid, int(y[i])), []).append(i)
+    labels = np.array([label for _, label in groups], dtype=int)
     scores = np.array([clip_score(p[idx].tolist(), top_fraction) for idx in groups.values()])
     return labels, scores
 
 
-def grouped_metrics(val: tuple, test: tuple, regex: str, top_fraction: float, cfg: dict) -> dict:
-    """``group_*`` metrics: the test frames grouped by video (``val`` and ``test`` are
-    (paths, labels, calibrated P(fake)) each), at a threshold chosen on validation groups."""
+def grouped_metrics(val: tuple, test: tuple, regex: str, top_fraction: float, cfg: dict,
+                    image_threshold: float, raw_prefix: str = "") -> tuple[dict, dict]:
+    """The test frames grouped by video (``val`` and ``test`` are (paths, labels, calibrated
+    P(fake)) each): (the clip rule, fitted on the validation frames grouped the same way,
+    else the image threshold; the ``group_*`` metrics)."""
     pattern = re.compile(regex)
-    y_val, s_val = grouped_scores(*val, pattern, top_fraction)
-    y_test, s_test = grouped_scores(*test, pattern, top_fraction)
-    if len(y_test) == 0:
-        return {"group_videos": 0}
-    threshold = (choose_threshold(y_val, s_val, cfg["threshold"], cfg["target_fake_recall"])
-                 if len(set(y_val.tolist())) == 2 else 0.5)
+    y_val, s_val = grouped_scores(*val, pattern, top_fraction, raw_prefix)
+    y_test, s_test = grouped_scores(*test, pattern, top_fraction, raw_prefix)
+    if len(set(y_val.tolist())) == 2:
+        threshold = choose_threshold(y_val, s_val, cfg["threshold"], cfg["target_fake_recall"])
+        chosen_on = f"{len(y_val)} validation videos (frames grouped by split.group_regex)"
+    else:
+        threshold, chosen_on = image_threshold, "the image threshold (no validation videos)"
+    rule = {"top_fraction": top_fraction, "threshold": float(threshold), "chosen_on": chosen_on}
     m = _metrics(y_test, s_test, threshold)
-    return {"group_roc_auc": m["roc_auc"], "group_accuracy": m["accuracy"],
-            "group_videos": m["n"], "group_threshold": float(threshold)}
+    return rule, {"group_roc_auc": m["roc_auc"], "group_accuracy": m["accuracy"],
+                  "group_videos": m["n"], "group_threshold": float(threshold)}
 
 
 def add_clip_metrics(name: str, params: dict, workspace, result: dict, val: dict,
@@ -144,10 +141,13 @@ def add_clip_metrics(name: str, params: dict, workspace, result: dict, val: dict
     settings, report = result["settings"], result["metrics"]
     top_fraction = float(params["video"]["top_fraction"])
     regex = params["split"]["group_regex"]
-    if regex:
-        report.update(grouped_metrics((val["paths"], val["y"], result["p_val"]),
-                                      (test["paths"], test["y"], result["p_test"]),
-                                      regex, top_fraction, params["evaluate"]))
+    if regex:  # frames of videos: their clip rule, until built-in clips fit one below
+        raw = workspace.raw.relative_to(workspace.root).as_posix() + "/"
+        settings["video"], grouped = grouped_metrics(
+            (val["paths"], val["y"], result["p_val"]), (test["paths"], test["y"],
+                                                        result["p_test"]),
+            regex, top_fraction, params["evaluate"], settings["threshold"], raw)
+        report.update(grouped)
     clips = workspace.raw / "videos"
     if (clips / CLIPS_FILE).is_file():
         detector = Detector.load(workspace.model(name), settings)
@@ -156,7 +156,7 @@ def add_clip_metrics(name: str, params: dict, workspace, result: dict, val: dict
             progress=lambda rows: tqdm(rows, desc=f"scan clips ({name})", unit="clip",
                                        disable=None))
         report.update(video_metrics)
-    if not (regex or "video" in settings):
+    if "video" not in settings:
         return False
     write_text(workspace.settings(name), json.dumps(settings, indent=2) + "\n")
     write_text(workspace.metrics(name), json.dumps(report, indent=2) + "\n")

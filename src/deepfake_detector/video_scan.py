@@ -83,9 +83,10 @@ def clip_score(frame_scores, top_fraction: float) -> float | None:
 
 def video_rule(settings: dict, default_top_fraction: float) -> dict:
     """``{top_fraction, threshold, chosen_on}`` of a model: what evaluate fitted on
-    validation clips (``settings['video']``), else the image threshold."""
+    validation clips (``settings['video']``, which also records the ``fps`` and
+    ``max_frames`` it sampled them at), else the image threshold."""
     fitted = settings.get("video") or {}
-    return {"top_fraction": float(fitted.get("top_fraction", default_top_fraction)),
+    return {**fitted, "top_fraction": float(fitted.get("top_fraction", default_top_fraction)),
             "threshold": float(fitted.get("threshold", settings.get("threshold", 0.5))),
             "chosen_on": fitted.get("chosen_on", "the image threshold (no validation clips)")}
 
@@ -110,12 +111,13 @@ def _thumbnail(rgb: np.ndarray, box) -> np.ndarray:
 
 class _Scorer:
     """Crops scored ``CHUNK`` at a time; the ``TOP_FRAMES`` highest kept with their crop and
-    thumbnail (memory stays flat in the clip's length)."""
+    thumbnail (memory stays flat in the clip's length). ``keep_crops``: every crop too, as a
+    PNG data URL (compressed: the service sends them)."""
 
     def __init__(self, detector, keep_crops: bool):
         self.detector, self.keep_crops = detector, keep_crops
         self.pending, self.top, self.seconds = [], [], 0.0
-        self.crops: dict[int, np.ndarray] = {}
+        self.crops: dict[int, str] = {}
 
     def add(self, index: int, row: dict, crop: np.ndarray, thumb: np.ndarray):
         self.pending.append((index, row, crop, thumb))
@@ -133,8 +135,12 @@ class _Scorer:
         for (index, row, crop, thumb), p, (where, distance) in zip(self.pending, scores, domains):
             row["p_fake"] = round(float(p), 6)
             row["domain"], row["domain_score"] = where, distance
+            # the frame's own verdict, as an image's (the clip's is by the clip rule)
+            row["verdict"], row["reason"] = self.detector.verdict(row["p_fake"], where)
             if self.keep_crops:
-                self.crops[index] = crop
+                from .video_report import data_url
+
+                self.crops[index] = data_url(crop)
             item = (row["p_fake"], -index, crop, thumb)
             if len(self.top) < TOP_FRAMES:
                 heapq.heappush(self.top, item)
@@ -149,23 +155,22 @@ def scan(detector, source, limits: VideoLimits = VideoLimits(), *, name: str = "
     """Scan one clip (a path, bytes or a binary file object). Returns the clip's result:
     ``file, p_fake, label, verdict, reason, threshold, rule, frames_sampled, frames_scored,
     faces_found, duration, seconds, method, warning, domain_out_share, trained_on, timing
-    {decode, faces, model}, frames`` (each ``t, face, box, p_fake, domain, domain_score``) and
+    {decode, faces, model}, frames`` (each ``t, face, box, p_fake, verdict, reason, domain,
+    domain_score``: the frame judged as an image) and
     ``top`` (``TOP_FRAMES`` most suspicious: ``index, t, p_fake, crop, thumbnail`` as uint8
     arrays). ``top_fraction`` is the clip rule's for a model whose settings fit none
     (``video.top_fraction``). ``keep_crops``: every scored frame's crop too, in ``crops``
-    {index: array}.
+    {index: PNG data URL}.
     Raises ``video.VideoRejected`` for a clip that cannot be scanned."""
     start = time.perf_counter()
     settings = detector.settings
-    face = dict(settings.get("face_crop") or {})
-    if face_crop is not None:
-        face["enabled"] = face_crop
+    face = detector.face_settings(face_crop)
     size = int(settings["image_size"])
     track, scorer, faces_seconds, frames = FaceTrack(), _Scorer(detector, keep_crops), 0.0, []
     with VideoReader(source, limits) as reader:
         for frame in reader.frames():
             row = {"t": round(frame.t, 3), "face": None, "box": None, "p_fake": None,
-                   "domain": None, "domain_score": None}
+                   "verdict": None, "reason": "", "domain": None, "domain_score": None}
             frames.append(row)
             height, width = frame.image.shape[:2]
             box = None
