@@ -64,6 +64,8 @@ def test_video_benchmark_splits_its_time_and_prints_ratio_and_memory():
     memory = re.search(r"1 min \((\d+) frames scored\) (\d+) MiB; 1.5 min \((\d+) frames\) "
                        r"(\d+) MiB; memory ratio: ([\d.]+)$", out, re.M)
     assert memory and memory.group(1) == "120" and memory.group(3) == "180", out
+    own = re.search(r"above the loaded model: 1 min (-?\d+) MiB; 1.5 min (-?\d+) MiB$", out, re.M)
+    assert own and int(own.group(2)) < 200, out  # 50% more frames: no more than noise
 
 
 def test_cross_validation_folds_test_every_image_once_and_never_train_on_it(tmp_path):

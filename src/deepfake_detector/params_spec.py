@@ -201,7 +201,7 @@ SPEC = {
                                    "gan_artifacts": Key(boolean, True),
                                    "eye_mismatch": Key(boolean, True)},
                       # clips of moving procedural faces for video checks (data/raw/videos)
-                      "videos": {"clips": Key(integer(0), 40), "seconds": Key(POSITIVE, 6),
+                      "videos": {"clips": Key(integer(0), 100), "seconds": Key(POSITIVE, 6),
                                  "fps": Key(integer(1, 60), 10),
                                  "segment_share": Key(PROB, 0.5)}},
         "cache_dir": Key(text, ".cache/downloads"), "gdrive_base_url": Key(optional(text), None),
