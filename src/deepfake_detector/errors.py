@@ -33,6 +33,14 @@ class ImageRejected(DeepfakeError):
         self.reason, self.detail = reason, detail
 
 
+class VideoRejected(DeepfakeError):
+    """A file that cannot be used as a video; ``reason`` is one of ``video.REASONS``."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
 class UploadRejected(DeepfakeError):
     """The request breaks a limit or is not readable multipart: answer ``status`` with
     ``detail`` (and close the connection: the rest of the body is never read)."""

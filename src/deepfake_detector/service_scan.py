@@ -16,8 +16,8 @@ def add_scan_route(app, detector, card: dict, params: dict, uploads, refuse, err
 
     from .service_uploads import MB, Limits, upload_body, validation_error
     from .video import VideoLimits, VideoRejected
-    from .video_report import data_url, result_json
-    from .video_scan import scan
+    from .video_report import result_json
+    from .video_scan import data_url, scan
 
     serve_cfg = params["serve"]
     base = Limits.from_params(serve_cfg)

@@ -25,7 +25,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import DeepfakeError
+from .errors import VideoRejected
 from .images import MB, not_regular
 
 REASONS = ("zero_bytes", "too_large", "not_video", "no_video_stream", "undecodable",
@@ -33,14 +33,6 @@ REASONS = ("zero_bytes", "too_large", "not_video", "no_video_stream", "undecodab
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"}
 
 _EPS = 1e-3  # a Matroska tick: timestamps this close to a target count as reaching it
-
-
-class VideoRejected(DeepfakeError):
-    """A file that cannot be used as a video; ``reason`` is one of ``video.REASONS``."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason, self.detail = reason, detail
 
 
 def is_video_path(path: str | os.PathLike) -> bool:

@@ -3,12 +3,9 @@ clips whose folders name their class, the clip-level ROC AUC and accuracy."""
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .figures import pyplot
 
@@ -20,14 +17,6 @@ def result_json(result: dict) -> dict:
     out["top"] = [{k: v for k, v in item.items() if k not in ("crop", "thumbnail")}
                   for item in result.get("top", [])]
     return out
-
-
-def data_url(image: np.ndarray, fmt: str = "PNG") -> str:
-    """A uint8 image as a data: URL (the page shows it as it is)."""
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
-    mime = "image/png" if fmt == "PNG" else "image/jpeg"
-    return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def timeline_png(result: dict, path: Path) -> None:

@@ -11,7 +11,9 @@ threshold.
 
 from __future__ import annotations
 
+import base64
 import heapq
+import io
 import math
 import time
 
@@ -30,6 +32,14 @@ TOP_FRAMES = 3    # the most suspicious frames kept with their crops
 THUMB_SIDE = 240  # their frames, shrunk to at most this wide for the timeline and the page
 HAAR_WINDOW = 24  # px: the cascade's smallest face
 NO_FACES = "no_faces"  # the reason of an inconclusive clip in which no frame could be scored
+
+
+def data_url(image: np.ndarray, fmt: str = "PNG") -> str:
+    """A uint8 image as a data: URL (the page shows it as it is)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    mime = "image/png" if fmt == "PNG" else "image/jpeg"
+    return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def iou(a, b) -> float:
@@ -138,8 +148,6 @@ class _Scorer:
             # the frame's own verdict, as an image's (the clip's is by the clip rule)
             row["verdict"], row["reason"] = self.detector.verdict(row["p_fake"], where)
             if self.keep_crops:
-                from .video_report import data_url
-
                 self.crops[index] = data_url(crop)
             item = (row["p_fake"], -index, crop, thumb)
             if len(self.top) < TOP_FRAMES:
