@@ -37,4 +37,17 @@ def browser():
         instance.close()
 
 
+@pytest.fixture(scope="module")
+def scan_service():
+    """POST /scan over a real server on 127.0.0.1: an untrained model scoring whole frames,
+    serve.max_video_mb 1 (test_video_scan, test_hostile_video)."""
+    from helpers import start_server
+    from test_service import make_app
+
+    server, thread, url = start_server(make_app(face_crop=False, max_video_mb=1))
+    yield url
+    server.should_exit = True
+    thread.join(10)
+
+
 from pipeline_fixture import pipeline  # noqa: E402,F401  (one session fixture for every module)

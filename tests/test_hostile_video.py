@@ -17,16 +17,14 @@ import os
 import time
 from pathlib import Path
 
-import av
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT
-from helpers import start_server
 from PIL import Image
 from test_hostile_cli import FAST, HANG, SMALL_MB, deepfake, keras_lookalike, state
-from test_video import grey, write_clip
+from test_video import eight_k_clip, grey, write_clip
 from test_video_scan import clip, detector, red_model
 
 from deepfake_detector.video import REASONS, VideoRejected
@@ -233,24 +231,8 @@ def test_a_folder_of_odd_clips_gives_one_output_each_and_overwrites_nothing(tmp_
 
 # --- POST /scan -------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def scan_service():
-    from test_service import make_app
-
-    server, thread, url = start_server(make_app(face_crop=False, max_video_mb=1))
-    yield url
-    server.should_exit = True
-    thread.join(10)
-
-
 def eight_k(tmp_path) -> bytes:
-    path = str(tmp_path / "8k.avi")
-    with av.open(path, "w") as container:
-        stream = container.add_stream("mjpeg", rate=1)
-        stream.width, stream.height, stream.pix_fmt = 7680, 4320, "yuvj420p"
-        for packet in stream.encode(av.VideoFrame(7680, 4320, "yuvj420p")) + stream.encode():
-            container.mux(packet)
-    return open(path, "rb").read()
+    return open(eight_k_clip(str(tmp_path / "8k.avi")), "rb").read()
 
 
 def gif(n_frames: int) -> bytes:

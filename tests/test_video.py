@@ -280,13 +280,18 @@ def test_audio_only(tmp_path):
     assert rejected(path) == "no_video_stream"
 
 
-def test_8k_frames_refused_before_decoding(tmp_path):
-    path = str(tmp_path / "8k.avi")
+def eight_k_clip(path: str) -> str:
+    """One 7680×4320 frame (MJPEG: quick to encode)."""
     with av.open(path, "w") as container:
         stream = container.add_stream("mjpeg", rate=1)
         stream.width, stream.height, stream.pix_fmt = 7680, 4320, "yuvj420p"
         for packet in stream.encode(av.VideoFrame(7680, 4320, "yuvj420p")) + stream.encode():
             container.mux(packet)
+    return path
+
+
+def test_8k_frames_refused_before_decoding(tmp_path):
+    path = eight_k_clip(str(tmp_path / "8k.avi"))
     assert rejected(path) == "too_many_pixels"
     with VideoReader(path, VideoLimits(max_pixels=7680 * 4320)) as reader:
         assert [f.image.shape for f in reader.frames()] == [(4320, 7680, 3)]

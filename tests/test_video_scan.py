@@ -169,16 +169,6 @@ def test_deepfake_scan_prints_a_line_per_clip_and_writes_json_and_timelines(tmp_
          for e in (".json", ".timeline.png")] + ["scan.json"])
 
 
-@pytest.fixture(scope="module")
-def scan_service():
-    from test_service import make_app
-
-    server, thread, url = start_server(make_app(face_crop=False, max_video_mb=1))
-    yield url
-    server.should_exit = True
-    thread.join(10)
-
-
 def test_post_scan_answers_the_timeline_with_crops(scan_service, tmp_path):
     data = clip(tmp_path / "c.mp4", seconds=3, fps=8).read_bytes()
     reply = httpx.post(f"{scan_service}/scan", files={"file": ("c.mp4", data, "video/mp4")},
