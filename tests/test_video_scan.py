@@ -159,7 +159,8 @@ def test_deepfake_scan_prints_a_line_per_clip_and_writes_json_and_timelines(tmp_
     assert sum(": fake  " in line for line in lines) == 3
     assert "clips labelled by folder: 6 (3 fake): ROC AUC 1.000, accuracy 1.000" in done.stdout
     report = json.loads((out / "scan.json").read_text())
-    assert report["labelled"] == {"clips": 6, "fake": 3, "roc_auc": 1.0, "accuracy": 1.0}
+    assert report["labelled"] == {"clips": 6, "fake": 3, "roc_auc": 1.0, "accuracy": 1.0,
+                                  "out_of_domain": 0}
     one = json.loads((out / "f0.json").read_text())
     assert [f["t"] for f in one["frames"]] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
     assert 1.0 <= one["top"][0]["t"] < 2.0
@@ -294,3 +295,17 @@ def test_clip_metrics_time_the_segment_by_the_top_frame(tmp_path):
         2, 600)
     assert metrics["video_roc_auc"] == 1.0 and metrics["video_accuracy"] == 1.0
     assert (metrics["video_segment_called"], metrics["video_segment_top1"]) == (2, 0.5)
+
+
+def test_the_labelled_summary_counts_clips_out_of_the_models_domain():
+    from deepfake_detector.video_report import labelled_summary
+
+    def row(folder, p, label, reason=""):
+        return {"file": f"clips/{folder}/c.mp4", "p_fake": p, "label": label, "reason": reason}
+
+    summary = labelled_summary([row("real", 0.2, "real"), row("fake", 0.9, "fake",
+                                                              "out_of_domain"),
+                                row("fake", None, None, "no_faces"), row("other", 0.5, "fake")],
+                               {"real": ["real"], "fake": ["fake"]})
+    assert summary == {"clips": 2, "fake": 1, "roc_auc": 1.0, "accuracy": 1.0,
+                       "out_of_domain": 1}

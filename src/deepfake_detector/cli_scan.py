@@ -169,7 +169,9 @@ def cmd_scan(args) -> int:
         print(strict_json(report))
     elif summary:
         print(f"clips labelled by folder: {summary['clips']} ({summary['fake']} fake): "
-              f"ROC AUC {summary['roc_auc']:.3f}, accuracy {summary['accuracy']:.3f}")
+              f"ROC AUC {summary['roc_auc']:.3f}, accuracy {summary['accuracy']:.3f}"
+              + (f"; {summary['out_of_domain']} of them mostly unlike the model's training "
+                 "data (their verdicts are inconclusive)" if summary["out_of_domain"] else ""))
     if out and not args.json:
         print(f"wrote {out}/ (each clip's JSON and timeline PNG, scan.json)", file=sys.stderr)
     return 1 if any(r.get("error") for r in results) else 0

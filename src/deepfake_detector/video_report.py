@@ -65,8 +65,9 @@ def timeline_png(result: dict, path: Path) -> None:
 
 
 def labelled_summary(results: list[dict], class_names: dict) -> dict | None:
-    """Clip-level ROC AUC and accuracy of the scanned clips whose folders name their class
-    (``real/``, ``fake/``: ``splitting.classify``); None when fewer than one of each."""
+    """Clip-level ROC AUC and accuracy (at each clip's label) of the scanned clips whose
+    folders name their class (``real/``, ``fake/``: ``splitting.classify``), and how many of
+    them lie out of the model's domain; None when fewer than one of each class."""
     from sklearn.metrics import roc_auc_score
 
     from .splitting import classify
@@ -81,4 +82,6 @@ def labelled_summary(results: list[dict], class_names: dict) -> dict | None:
     # each clip against its own threshold: the label it was given
     predicted = np.array([r["label"] == "fake" for _, r in labelled])
     return {"clips": int(len(y)), "fake": int(y.sum()), "roc_auc": float(roc_auc_score(y, p)),
-            "accuracy": float(np.mean(predicted == y.astype(bool)))}
+            "accuracy": float(np.mean(predicted == y.astype(bool))),
+            # beside the figures: clips the model was not made for (their verdict says so)
+            "out_of_domain": sum(r.get("reason") == "out_of_domain" for _, r in labelled)}
