@@ -285,7 +285,8 @@ def test_clip_metrics_and_the_clip_rule_fitted_on_validation_clips(pipeline, mod
     assert metrics["video_clips"] + metrics["video_clips_unscored"] == 8  # the test clips
     assert 0 <= metrics["video_accuracy"] <= 1 and 0 <= metrics["video_roc_auc"] <= 1
     assert settings["video"] == {"top_fraction": 0.2, "threshold": metrics["video_threshold"],
-                                 "chosen_on": "8 validation clips"}
+                                 "chosen_on": "8 validation clips", "fps": 2.0,
+                                 "max_frames": 600}
 
 
 def test_deepfake_scan_on_the_built_in_clips_repeats_evaluates_clip_metrics(pipeline, tmp_path):
