@@ -5,7 +5,9 @@ and a bounded HTTP load run against the service on 127.0.0.1, in one run.
 
 Part 1 times, for one built-in face at a time, our path (decode → face crop → centre crop →
 resize → compiled model call → calibrated P(fake) → threshold) and the study's way
-(``model.predict`` on the already-decoded image): p50 of each and ``ratio: X`` (study / ours).
+(``model.predict`` on the already-decoded image): p50 of each and ``ratio: X`` (study / ours);
+then what reading provenance adds to our path for files without a manifest (the common
+case): p50 of the read alone, and of our path with it against without.
 Part 2 starts the web service in its own process on a free 127.0.0.1 port and sends
 ``--clients`` × ``--requests`` POST /predict requests, then prints throughput, p50/p99 latency
 and the error count. Uses models/tuned.keras when trained, else a freshly built tuned CNN.
@@ -57,25 +59,36 @@ def in_process(calls: int) -> None:
     import numpy as np
     from PIL import Image
 
+    from deepfake_detector.provenance import Provenance
+
     detector, source = detector_and_source()
+    reader = Provenance()
     images = [face_jpeg(i) for i in range(20)]
     decoded = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in images]
-    ours, study = [], []
+    times = {"ours": [], "study": [], "ours_provenance": [], "provenance": []}
     detector.score([images[0]]), detector.model.predict(decoded[0][None], verbose=0)  # warm up
-    for block in range(4):  # alternating blocks of calls: neither way warms the other's caches
-        for i in range(calls // 4):
+    reader.read(images[0])
+    # alternating blocks of calls: no way warms another's caches
+    for block, way in enumerate(["ours", "study", "ours_provenance", "provenance"] * 2):
+        detector.provenance = reader if way == "ours_provenance" else None
+        for i in range(calls // 2):
+            image = images[(i + block) % 20]
             t = time.perf_counter()
-            if block % 2 == 0:
-                detector.score([images[i % 20]])
-                ours.append(time.perf_counter() - t)
+            if way == "study":
+                detector.model.predict(decoded[(i + block) % 20][None], verbose=0)
+            elif way == "provenance":
+                reader.read(image)
             else:
-                detector.model.predict(decoded[i % 20][None], verbose=0)
-                study.append(time.perf_counter() - t)
-    p_ours, p_study = statistics.median(ours) * 1000, statistics.median(study) * 1000
-    print(f"one image, {source}, {len(ours)} calls each")
-    print(f"ours (decode, face crop, model, threshold) p50 {p_ours:6.2f} ms")
-    print(f"study's model.predict (model only)          p50 {p_study:6.2f} ms")
-    print(f"ratio: {p_study / p_ours:.1f}")
+                detector.score([image])
+            times[way].append(time.perf_counter() - t)
+    p50 = {way: statistics.median(t) * 1000 for way, t in times.items()}
+    print(f"one image, {source}, {len(times['ours'])} calls each")
+    print(f"ours (decode, face crop, model, threshold) p50 {p50['ours']:6.2f} ms")
+    print(f"study's model.predict (model only)          p50 {p50['study']:6.2f} ms")
+    print(f"ratio: {p50['study'] / p50['ours']:.1f}")
+    print(f"provenance (no manifest: metadata + manifest check) p50 {p50['provenance']:.3f} ms "
+          f"alone; ours with it p50 {p50['ours_provenance']:.2f} ms, "
+          f"{p50['ours_provenance'] - p50['ours']:+.2f} ms over ours without")
 
 
 def serve_forever(port: int) -> None:
@@ -148,7 +161,8 @@ def http_load(clients: int, requests: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--calls", type=int, default=400, help="in-process calls, both ways")
+    ap.add_argument("--calls", type=int, default=400, help="in-process calls of each way "
+                    "(ours, the study's, ours with provenance, provenance alone)")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)

@@ -46,6 +46,11 @@ def test_serving_benchmark_prints_latencies_ratio_and_errors():
                                "--requests", "10")
     p50 = [float(t) for t in re.findall(r"p50\s+([\d.]+) ms$", out, re.M)]
     assert len(p50) == 2 and ratio == pytest.approx(p50[1] / p50[0], rel=0.1)
+    alone, with_it, more = re.search(r"^provenance \(no manifest: metadata \+ manifest check\) "
+                                     r"p50 ([\d.]+) ms alone; ours with it p50 ([\d.]+) ms, "
+                                     r"([+-][\d.]+) ms over ours without$", out, re.M).groups()
+    assert 0 < float(alone) < float(with_it)
+    assert float(more) == pytest.approx(float(with_it) - p50[0], abs=0.011)
     assert re.search(r"throughput \d+ requests/s; latency p50 [\d.]+ ms, p99 [\d.]+ ms; "
                      r"errors 0", out)
 

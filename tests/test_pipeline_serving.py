@@ -84,13 +84,22 @@ def test_mlflow_models_serve_answers_an_image_and_a_clip(champion):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_http(f"http://127.0.0.1:{port}/ping", 180, proc)
+        from c2pa_files import make_chain, sign
+
         image = base64.b64encode((first_fake(repo)).read_bytes()).decode()
+        signed = base64.b64encode(sign(first_fake(repo).read_bytes(), make_chain())).decode()
         reply = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=60, json={
-            "dataframe_split": {"columns": ["image"], "data": [[image], ["bm90IGFuIGltYWdl"]]}})
+            "dataframe_split": {"columns": ["image"], "data": [[image], ["bm90IGFuIGltYWdl"],
+                                                                [signed]]}})
         assert reply.status_code == 200, reply.text
-        first, second = reply.json()["predictions"]
+        first, second, third = reply.json()["predictions"]
         assert 0 <= first["p_fake"] <= 1 and first["label"] in ("real", "fake")
         assert second["error"] == "not_image"
+        # provenance as JSON text beside the score (the served copy starts its own reader)
+        assert json.loads(first["provenance"])["claim"] == "none"
+        found = json.loads(third["provenance"])
+        assert third["p_fake"] == first["p_fake"]  # the manifest does not touch the pixels
+        assert (found["claim"], found["verified"], found["error"]) == ("ai_generated", True, "")
         # a clip: one row with the clip's verdict (the built-in clips are whole-frame scored)
         clip = next((repo / "data/raw/videos/test/fake").glob("*.mp4"))
         reply = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=120, json={

@@ -12,10 +12,12 @@ from deepfake_detector.inference import Detector
 from deepfake_detector.service import create_app
 
 
-def make_app(explain_concurrency=1, max_upload_mb=1, card=None, face_crop=True, **serve):
+def make_app(explain_concurrency=1, max_upload_mb=1, card=None, face_crop=True,
+             provenance=None, **serve):
     """An app over an untrained baseline model (no pipeline); ``serve`` overrides more of
-    ``serve.*``, ``card`` replaces the model card; ``face_crop`` False: the model frames
-    whole images (procedural faces in clips have no face Haar finds)."""
+    ``serve.*``, ``provenance`` of ``provenance.*``, ``card`` replaces the model card;
+    ``face_crop`` False: the model frames whole images (procedural faces in clips have no
+    face Haar finds)."""
     import keras
 
     from deepfake_detector.models import build_model
@@ -25,6 +27,7 @@ def make_app(explain_concurrency=1, max_upload_mb=1, card=None, face_crop=True, 
     params["serve"].update(explain_concurrency=explain_concurrency, max_upload_mb=max_upload_mb,
                            **serve)
     params["explain"]["num_samples"] = 100
+    params["provenance"].update(provenance or {})
     keras.utils.set_random_seed(0)
     settings = {"model": "baseline", "image_size": 64, "max_pixels": 50_000_000,
                 "temperature": 1.0, "threshold": 0.5,

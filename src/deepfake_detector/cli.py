@@ -19,6 +19,7 @@ from .cli_output import (
     strict_json,
     write_rows,
 )
+from .cli_provenance import add_parser as add_provenance_parser
 from .cli_scan import add_parser as add_scan_parser
 from .config import load_params, project_root
 from .errors import DeepfakeError, ImageRejected
@@ -44,9 +45,13 @@ def _cap(params: dict) -> int:
     return int(params["preprocess"]["max_file_mb"] * MB)
 
 
-def _detector(args, params: dict, root: Path):
-    """The model of ``--model``, loaded (TensorFlow is imported here, after every check)."""
+def _detector(args, params: dict, root: Path, provenance: bool = True):
+    """The model of ``--model``, loaded (TensorFlow is imported here, after every check);
+    ``provenance``: each file's provenance read beside its score (``provenance.*``)."""
     from .inference import load_detector
+    from .provenance import Provenance
+
+    reader = Provenance.from_params(params, root) if provenance else None  # checked first
 
     warnings: list[str] = []  # said after the native chatter is hidden, not hidden with it
     try:
@@ -56,6 +61,7 @@ def _detector(args, params: dict, root: Path):
         for warning in warnings:
             _warn(warning)
     detector.settings["max_file_mb"] = params["preprocess"]["max_file_mb"]
+    detector.provenance = reader
     _warn(f"model: {source}")
     return detector
 
@@ -96,7 +102,7 @@ def cmd_evaluate(args) -> int:
     from .verdicts import report_lines
 
     files, labels, rejected = labelled_files(folder, params["data"]["class_names"], _cap(params))
-    detector = _detector(args, params, root)
+    detector = _detector(args, params, root, provenance=False)
     ways = {"as_served": None} if not detector.settings["face_crop"].get("enabled") else {
         "as_served": True, "without_face_crop": False}
     report = {"data": str(folder), "model": detector.settings.get("model"),
@@ -289,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, help="default: serve.port in params.yaml (8000)")
     p.add_argument("--model", help=MODEL_HELP)
     add_scan_parser(command)
+    add_provenance_parser(command)
     return parser
 
 

@@ -18,7 +18,8 @@ from .verdicts import verdict_text
 
 # The contract's four first and the domain's two where they were, then the verdict's.
 PREDICT_COLUMNS = ["file", "p_fake", "label", "error", "domain", "domain_score", "verdict",
-                   "reason", "face_found", "trained_on"]
+                   "reason", "face_found", "trained_on", "provenance", "provenance_verified",
+                   "provenance_summary"]
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -98,7 +99,16 @@ def write_rows(rows: list[dict], out: str | None) -> None:
         with open(out, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=PREDICT_COLUMNS, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows({**r, "file": readable_name(r["file"])} for r in rows)
+            writer.writerows({**r, **_provenance_columns(r.get("provenance")),
+                              "file": readable_name(r["file"])} for r in rows)
+
+
+def _provenance_columns(found: dict | None) -> dict:
+    """The provenance object as CSV columns: the claim, whether it is verified, the line."""
+    if not found:
+        return {"provenance": None, "provenance_verified": None, "provenance_summary": None}
+    return {"provenance": found["claim"], "provenance_verified": found["verified"],
+            "provenance_summary": found["summary"]}
 
 
 def print_table(rows: list[dict], threshold: float, trained_on: str) -> None:
@@ -110,8 +120,24 @@ def print_table(rows: list[dict], threshold: float, trained_on: str) -> None:
     names = [shown(r["file"]) for r in rows]
     texts = [verdict_text(r["p_fake"], threshold, r["verdict"]) for r in rows]
     width, text_width = max(len(n) for n in names), max(len(t) for t in texts)
-    print(f"{'file':{width}s}  {'verdict':{text_width}s}  {'face':5s}  {'domain':6s}  note")
+    print(f"{'file':{width}s}  {'verdict':{text_width}s}  {'face':5s}  {'domain':6s}  "
+          f"{'provenance':22s}  note")
     for name, text, r in zip(names, texts, rows):
         face = {True: "yes", False: "no", None: "-"}[r["face_found"]]
         print(f"{name:{width}s}  {text:{text_width}s}  {face:5s}  {r['domain'] or '-':6s}  "
+              f"{provenance_cell(r.get('provenance')):22s}  "
               f"{r['error'] or (r['reason'] and r['reason'].replace('_', ' '))}")
+    if any((r.get("provenance") or {}).get("source") for r in rows):
+        print("provenance: what the file states about its origin (verified: a valid C2PA "
+              "signature); `deepfake provenance FILE` shows the details")
+
+
+def provenance_cell(found: dict | None) -> str:
+    """``ai_generated (C2PA, valid)``: the claim and how far it can be believed."""
+    if not found:
+        return "-"
+    if found["source"] is None:
+        return "none found" + (" (error)" if found["error"] else "")
+    how = {"c2pa": "C2PA " + (found["c2pa"] or {}).get("state", "?")}.get(
+        found["source"], "unsigned")
+    return f"{found['claim']} ({how})"

@@ -43,6 +43,9 @@ class Detector:
         self.model, self.settings = model, settings
         self.uncalibrated = compiled_predict(model)  # the model's own P(fake): what LIME explains
         self._features = None  # built on first use: only models with a domain fit need it
+        # ``provenance.Provenance``: each scored file's provenance beside its score (the CLI,
+        # the service and the pyfunc set it; evaluation leaves it off)
+        self.provenance = None
 
     def domain(self, x: np.ndarray) -> list[tuple[str | None, float | None]]:
         """``(in|out, score)`` of each uint8 image (``domain.py``: out past 1); ``(None,
@@ -109,25 +112,30 @@ class Detector:
             face["enabled"] = face_crop
         return face
 
-    def prepare(self, source, face_crop: bool | None = None, framed: bool = False):
+    @property
+    def max_bytes(self) -> int:
         """``max_file_mb`` in the settings (the CLI sets ``preprocess.max_file_mb``) caps the
-        size of a file read from a path; default ``images.MAX_FILE_MB``. ``framed``: the
-        image is a crop this model's framing already made (a scanned frame's), resized as
-        it is: no face search, no centre crop."""
-        cap = int(float(self.settings.get("max_file_mb", MAX_FILE_MB)) * MB)
+        size of a file read from a path; default ``images.MAX_FILE_MB``."""
+        return int(float(self.settings.get("max_file_mb", MAX_FILE_MB)) * MB)
+
+    def prepare(self, source, face_crop: bool | None = None, framed: bool = False):
+        """``source`` framed for this model. ``framed``: the image is a crop this model's
+        framing already made (a scanned frame's), resized as it is: no face search, no
+        centre crop."""
         return prepare_image(source, int(self.settings["image_size"]),
                              max_pixels=int(self.settings.get("max_pixels", 50_000_000)),
                              crop=1.0 if framed else float(self.settings.get("centre_crop", 1.0)),
                              face_crop=self.face_settings(False if framed else face_crop),
-                             max_bytes=cap)
+                             max_bytes=self.max_bytes)
 
     def score(self, sources: list, names: list[str] | None = None,
               face_crop: bool | None = None, progress=None, chunk: int = 64) -> list[dict]:
         """One result per source, in order: ``file, p_fake, label, verdict, reason,
-        face_found, domain, domain_score, trained_on, error``; an unusable file gets its
-        rejection reason in ``error`` and the rest are still scored. Sources are read and
-        scored ``chunk`` at a time (memory stays bounded); ``progress(n)`` is called after
-        each chunk with the number of files done in it."""
+        face_found, domain, domain_score, trained_on, error`` and, when ``self.provenance``
+        is set, ``provenance`` (``provenance.py``; None for a file not read); an unusable
+        file gets its rejection reason in ``error`` and the rest are still scored. Sources
+        are read and scored ``chunk`` at a time (memory stays bounded); ``progress(n)`` is
+        called after each chunk with the number of files done in it."""
         names = names or [str(s) if not isinstance(s, (bytes, bytearray)) else "" for s in sources]
         rows = []
         for i in range(0, len(sources), chunk):
@@ -138,14 +146,20 @@ class Detector:
 
     def _score_chunk(self, sources: list, names: list[str], face_crop: bool | None) -> list[dict]:
         from .errors import ImageRejected
+        from .images import read_bytes
 
         rows, images = [], []
         for name, source in zip(names, sources):
             row = {"file": name, "p_fake": None, "label": None, "verdict": None, "reason": "",
                    "face_found": None, "domain": None, "domain_score": None,
                    "trained_on": self.trained_on, "error": ""}
+            if self.provenance:
+                row["provenance"] = None
             try:
-                image, row["face_found"] = self.prepare(source, face_crop)
+                data = read_bytes(source, self.max_bytes)  # read once, for both
+                if self.provenance:
+                    row["provenance"] = self.provenance.read(data)
+                image, row["face_found"] = self.prepare(data, face_crop)
                 images.append(image)
             except ImageRejected as exc:
                 row["error"] = exc.reason

@@ -1,10 +1,13 @@
 """What the split stage learns about each file besides its label: the container facts a CNN
-could learn instead of the face (format, JPEG quality, pixel size, file size) and a
-perceptual hash for near-duplicates, all from one read of the file.
+could learn instead of the face (format, JPEG quality, pixel size, file size), what the file
+states about its origin (a C2PA manifest store, generator or camera metadata:
+``provenance``) and a perceptual hash for near-duplicates, all from one read of the file.
 
 The shortcut audit asks whether those facts alone tell the classes apart: a small forest,
 cross-validated, scored by ROC AUC. Above ``split.shortcut_max_auc`` a detector trained on
-these files may be learning how each class was saved, not what it shows.
+these files may be learning how each class was saved, not what it shows. Classes whose
+files differ in provenance (generated files carrying generator metadata, photographs camera
+EXIF) were saved differently, so provenance enters the audit too.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from tqdm import tqdm
 from .errors import ImageRejected
 from .images import load_image, read_bytes
 from .near_duplicates import FRAME, fingerprint
+from .provenance import has_manifest_store, metadata_claim, read_metadata
 
-FACT_COLUMNS = ["format", "width", "height", "bytes", "jpeg_quality", "phash"]
+FACT_COLUMNS = ["format", "width", "height", "bytes", "jpeg_quality", "phash", "c2pa",
+                "metadata_claim"]
 # The IJG standard luminance table (JPEG Annex K); libjpeg scales it by quality.
 _IJG_LUMA = np.array([
     16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
@@ -48,8 +53,10 @@ def jpeg_quality(luma_table) -> int:
 
 
 def file_facts(path: str, max_bytes: int | None) -> dict:
-    """Format, pixel size, file size, JPEG quality (0 for other formats) and pHashes
-    (``near_duplicates.fingerprint``) of one file; None for a fact it lacks (an undecodable
+    """Format, pixel size, file size, JPEG quality (0 for other formats), pHashes
+    (``near_duplicates.fingerprint``), whether it holds a C2PA manifest store (not validated
+    here: ``deepfake provenance`` does that) and what its metadata claims
+    (``provenance.metadata_claim``) of one file; None for a fact it lacks (an undecodable
     file gets no hashes)."""
     from PIL import Image
 
@@ -59,6 +66,8 @@ def file_facts(path: str, max_bytes: int | None) -> dict:
     except ImageRejected:
         return facts
     facts["bytes"] = len(data)
+    facts["c2pa"] = has_manifest_store(data)
+    facts["metadata_claim"] = metadata_claim(read_metadata(data))[0]
     try:
         with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as img:
             warnings.simplefilter("ignore")
@@ -108,7 +117,8 @@ def shortcut_audit(facts: pd.DataFrame, labels: pd.Series, seed: int, folds: int
             "formats": {str(k): int(v) for k, v in mine["format"].value_counts().items()},
             "jpeg_quality": _quantiles(mine.loc[mine["jpeg_quality"] > 0, "jpeg_quality"]),
             "pixels": _quantiles(mine["width"] * mine["height"]),
-            "file_kb": _quantiles(mine["bytes"] / 1024)}
+            "file_kb": _quantiles(mine["bytes"] / 1024),
+            "provenance": provenance_counts(mine)}
     known = facts["bytes"].notna().to_numpy()
     features = pd.DataFrame({
         "jpeg": (facts["format"] == "JPEG").astype(float),
@@ -116,7 +126,10 @@ def shortcut_audit(facts: pd.DataFrame, labels: pd.Series, seed: int, folds: int
         "jpeg_quality": facts["jpeg_quality"].fillna(-1).astype(float),
         "width": facts["width"].fillna(-1).astype(float),
         "height": facts["height"].fillna(-1).astype(float),
-        "log_bytes": np.log1p(facts["bytes"].fillna(0).astype(float))})[known]
+        "log_bytes": np.log1p(facts["bytes"].fillna(0).astype(float)),
+        "c2pa": facts["c2pa"].fillna(False).astype(float),
+        "metadata_ai": facts["metadata_claim"].isin(["ai_generated", "ai_edited"]).astype(float),
+        "metadata_camera": (facts["metadata_claim"] == "camera").astype(float)})[known]
     y = labels[known].to_numpy()
     smallest = int(np.bincount(y, minlength=2).min()) if len(y) else 0
     auc = None
@@ -129,11 +142,22 @@ def shortcut_audit(facts: pd.DataFrame, labels: pd.Series, seed: int, folds: int
     return {"auc": auc, "files": int(known.sum()), "per_class": per_class}
 
 
+def provenance_counts(facts: pd.DataFrame) -> dict:
+    """How many of these files carry a C2PA manifest store, and how many state each origin
+    in their metadata (``none`` left out)."""
+    claims = facts["metadata_claim"].dropna()
+    return {"files": int(facts["bytes"].notna().sum()),
+            "c2pa": int(facts["c2pa"].fillna(False).astype(bool).sum()),
+            "metadata": {str(k): int(v) for k, v in claims[claims != "none"].value_counts()
+                         .sort_index().items()}}
+
+
 def shortcut_warning(audit: dict, max_auc: float) -> str | None:
     """What to tell the user when the file facts alone separate the classes, else None."""
     if audit["auc"] is None or audit["auc"] <= max_auc:
         return None
-    return (f"format, JPEG quality, pixel size and file size alone predict the class with "
-            f"cross-validated ROC AUC {audit['auc']:.3f} (above split.shortcut_max_auc "
+    return (f"format, JPEG quality, pixel size, file size and provenance metadata alone "
+            f"predict the class with cross-validated ROC AUC {audit['auc']:.3f} (above "
+            f"split.shortcut_max_auc "
             f"{max_auc}): a model can learn how each class was saved instead of the faces. "
             "See shortcut_audit in metrics/data.json; save both classes alike.")

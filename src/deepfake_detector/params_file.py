@@ -25,6 +25,9 @@ _ABSENT = object()  # a key the defaults do not have (a model a profile adds)
 
 # The comments params.yaml carries, by key. A note with a line break goes above its key.
 NOTES = {
+    "provenance": "Content Credentials (C2PA) and generator metadata beside every verdict",
+    "provenance.trust_anchors": "PEM file of trusted signer/root certificates; null: none",
+    "provenance.timeout_s": "time limit on reading one file's manifest store",
     "data.source": "synthetic (built-in), a folder, a .zip, an http(s):// URL of a zip, or "
                    "gdrive://<file id>.\nThe original study's data: "
                    "gdrive://1b-GA8_23MGmbEBsuEluKVm90QJ1kLEtV",

@@ -284,4 +284,5 @@ SPEC = {
               "allowed_hosts": Key(optional(list_of(text, 1)), None),
               "explain_concurrency": Key(integer(1), 1),
               "max_video_mb": Key(POSITIVE, 50), "scan_concurrency": Key(integer(1), 1)},
+    "provenance": {"trust_anchors": Key(optional(text), None), "timeout_s": Key(POSITIVE, 20)},
 }

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["p_fake", "label", "verdict", "reason", "face_found", "domain", "domain_score",
-           "trained_on", "error"]
+           "trained_on", "error", "provenance"]
 
 
 class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
@@ -20,7 +20,8 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
     DataFrame of ``COLUMNS``, one row each: ``label`` the threshold's fake|real, ``verdict``
     fake|real|inconclusive with its ``reason`` (in_band, out_of_domain; no_faces for a clip),
     ``domain`` in|out (None for a model without a domain fit), ``trained_on`` the training
-    data in words. A clip's row is the clip's (``video_scan.scan``: P(fake) by the clip
+    data in words, ``provenance`` the file's provenance (``provenance.py``) as JSON text.
+    A clip's row is the clip's (``video_scan.scan``: P(fake) by the clip
     rule, ``face_found`` whether any sampled frame had one, ``domain`` out when most scored
     frames are); its frame-by-frame timeline is what ``deepfake scan`` and ``POST /scan``
     add."""
@@ -28,9 +29,11 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         from deepfake_detector.detector import Detector
         from deepfake_detector.model_settings import read_settings
+        from deepfake_detector.provenance import Provenance
 
         settings = read_settings(context.artifacts["settings"], "settings.json")
         self.detector = Detector.load(context.artifacts["keras_model"], settings)
+        self.detector.provenance = Provenance()  # no trust list: "signer not in your list"
 
     def predict(self, context, model_input, params=None):
         if isinstance(model_input, np.ndarray) and model_input.ndim == 4:
@@ -42,14 +45,15 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
                                  "verdict": list(verdict), "reason": list(reason),
                                  "face_found": None, "domain": list(where),
                                  "domain_score": list(distance),
-                                 "trained_on": self.detector.trained_on, "error": ""},
-                                columns=COLUMNS)
+                                 "trained_on": self.detector.trained_on, "error": "",
+                                 "provenance": None}, columns=COLUMNS)
         if isinstance(model_input, pd.DataFrame) and "image" in model_input.columns:
             sources = [_decode_b64(v) for v in model_input["image"]]
             rows = self.detector.score([s if s is not None else b"" for s in sources])
             for row, source in zip(rows, sources):
                 if source is None:
                     row["error"] = "not_base64"
+                row["provenance"] = _json(row.get("provenance"))
             return pd.DataFrame(rows, columns=COLUMNS)
         if isinstance(model_input, pd.DataFrame) and "video" in model_input.columns:
             return pd.DataFrame([self._clip(_decode_b64(v)) for v in model_input["video"]],
@@ -63,7 +67,7 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
 
         row = {"p_fake": None, "label": None, "verdict": None, "reason": "", "face_found": None,
                "domain": None, "domain_score": None, "trained_on": self.detector.trained_on,
-               "error": ""}
+               "error": "", "provenance": None}
         if data is None:
             return {**row, "error": "not_base64"}
         # sampled as the clip threshold was fitted (the evaluate stage records how)
@@ -75,8 +79,16 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
             return {**row, "error": exc.reason}
         share = clip["domain_out_share"]
         return {**row, **{k: clip[k] for k in ("p_fake", "label", "verdict", "reason")},
+                "provenance": _json(clip.get("provenance")),
                 "face_found": None if clip["faces_found"] is None else clip["faces_found"] > 0,
                 "domain": None if share is None else ("out" if share > 0.5 else "in")}
+
+
+def _json(found: dict | None) -> str | None:
+    """The provenance object as JSON text: a column of one type, whatever it holds."""
+    import json
+
+    return None if found is None else json.dumps(found)
 
 
 def _decode_b64(value):

@@ -119,7 +119,8 @@ def _new_version(root, name, model, model_file, settings, print_):
             artifacts={"keras_model": str(model_file), "settings": str(settings_file)},
             code_paths=[str(Path(__file__).parent)],
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
-                              "pillow", "simplejpeg", "opencv-python-headless<5", "pandas", "av"])
+                              "pillow", "simplejpeg", "opencv-python-headless<5", "pandas", "av",
+                              "c2pa-python"])
     tags = {"fingerprint": print_, "model": model, "dvc.stage": "register",
             "registered.git.commit": tracking.git_commit(root),
             "data.sha256": str(source.get("sha256") or ""),

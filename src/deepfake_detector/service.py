@@ -45,6 +45,7 @@ def create_app(detector, card: dict, params: dict):
 
     from . import explainer, explanation
     from .errors import UploadRejected
+    from .provenance import Provenance
     from .service_guard import DOCS_ASSETS, STATIC, Guard, allowed_hosts, docs_asset, docs_page
     from .service_uploads import (
         MULTIPART_MESSAGE,
@@ -56,7 +57,9 @@ def create_app(detector, card: dict, params: dict):
 
     serve_cfg = params["serve"]
     limits = Limits.from_params(serve_cfg)
-    card = {**card, "limits": limits.public()}
+    detector.provenance = Provenance.from_params(params)  # trust anchors: from where it runs
+    card = {**card, "limits": limits.public(),
+            "provenance": {"trust_list": detector.provenance.trust_list_size()}}
     explain_slots = threading.BoundedSemaphore(serve_cfg["explain_concurrency"])
     explain_cfg = params["explain"]
     cam = explanation.gradcam_function(detector.model, explain_cfg["gradcam_min_size"])

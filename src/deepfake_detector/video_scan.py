@@ -16,6 +16,7 @@ import heapq
 import io
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -224,6 +225,9 @@ def scan(detector, source, limits: VideoLimits = VideoLimits(), *, name: str = "
         "height": info.get("height"), "seconds": round(time.perf_counter() - start, 3),
         "method": method, "warning": warning, "domain_out_share": out_share,
         "trained_on": detector.trained_on,
+        # the container's Content Credentials (an MP4's C2PA manifest), when asked for
+        "provenance": (detector.provenance.read(source) if getattr(detector, "provenance", None)
+                       and isinstance(source, (bytes, bytearray, str, Path)) else None),
         "timing": {"decode": round(decode_seconds, 3), "faces": round(faces_seconds, 3),
                    "model": round(scorer.seconds, 3)},
         "frames": frames,

@@ -55,6 +55,16 @@ function domainText(row) {
   return `trained on ${trained}; no domain check for this model`;
 }
 
+// Where the file says it came from (Content Credentials, generator metadata): a signal of
+// its own, shown beside the verdict and never mixed into P(fake).
+function provenanceNode(found, tag = "div") {
+  if (!found) return null;
+  const kind = found.source === "c2pa" ? (found.trusted ? "trusted" : found.verified ? "valid"
+    : "broken") : found.source ? "unsigned" : "none";
+  return el(tag, { className: `provenance ${kind}` }, `Provenance: ${found.summary}` +
+    (found.error && found.source ? ` (also: ${found.error})` : ""));
+}
+
 async function loadCard() {
   card = await (await fetch("/model")).json();
   const m = card.metrics || {};
@@ -78,6 +88,9 @@ async function loadCard() {
       "faces, not on real photographs: expect real photographs to be out of its domain."));
   }
   $("card").replaceChildren(...parts);
+  const trusted = card.provenance ? card.provenance.trust_list : 0;
+  $("trust-list").textContent = trusted ? `${trusted} certificate(s), provenance.trust_anchors`
+    : "none: its trust list, provenance.trust_anchors, is empty";
 }
 
 function detailOf(body) {
@@ -217,7 +230,8 @@ function renderRows() {
       verdict = el("div", {},
         el("div", { className: `verdict ${row.verdict}` }, verdictText(row)),
         row.reason ? el("div", {}, REASONS[row.reason] || row.reason) : null,
-        el("div", { className: `domain ${row.domain || ""}` }, domainText(row)));
+        el("div", { className: `domain ${row.domain || ""}` }, domainText(row)),
+        provenanceNode(row.provenance));
       face = row.face_found === true ? "found" : row.face_found === false ? "none: whole image"
         : "–";
       action = el("button", { type: "button", textContent: e.explained ? "Show explanation"
@@ -343,7 +357,7 @@ function report() {
       p_fake: e.row ? e.row.p_fake : null, label: e.row ? e.row.label : null,
       verdict: e.row ? e.row.verdict : null, reason: e.row ? e.row.reason || "" : "",
       domain: e.row ? e.row.domain : null, face_found: e.row ? e.row.face_found : null,
-      error: e.row ? e.row.error || "" : "",
+      error: e.row ? e.row.error || "" : "", provenance: e.row ? e.row.provenance || null : null,
       explanation: e.explained ? e.explained.images : null })),
   };
 }
@@ -385,10 +399,12 @@ function htmlReport(r) {
     el("td", {}, f.error ? `error: ${readableError(f.error)}` : f.verdict ? verdictText(f) +
       (f.reason ? ` (${REASONS[f.reason] || f.reason})` : "") : "not scored"),
     el("td", {}, text(f.domain, "–")),
+    el("td", {}, f.provenance ? f.provenance.summary : "–"),
     el("td", {}, ...(f.explanation ? [el("img", { src: "data:image/png;base64," +
       f.explanation.input, alt: "input" }), el("img", { src: "data:image/png;base64," +
       f.explanation.gradcam, alt: "Grad-CAM" }), gradcamNote()] : ["–"]))));
-  add(el("table", {}, el("tr", {}, ...["file", "sha256", "verdict", "domain", "explanation"]
+  add(el("table", {}, el("tr", {}, ...["file", "sha256", "verdict", "domain", "provenance",
+    "explanation"]
     .map((h) => el("th", {}, h))), ...rows));
   return "<!doctype html>\n" + doc.documentElement.outerHTML;
 }

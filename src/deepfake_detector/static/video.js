@@ -123,6 +123,7 @@ function summaryNodes(r) {
       `frames scored; ${faces}. The clip: ${fmt(r.duration, 1)} s, ${text(r.width, "?")}×` +
       `${text(r.height, "?")} pixels; scanned in ${fmt(r.seconds, 1)} s.`),
     domain,
+    provenanceNode(r.provenance, "p"),
     r.warning ? el("p", { className: "unreliable" }, `Warning: ${r.warning}`) : null,
     el("p", { className: "note" }, `The clip's P(fake): ${text(r.rule, "–")}. File sha256 ` +
       `${text(r.sha256, "–")}.`),
