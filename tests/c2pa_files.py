@@ -80,21 +80,29 @@ def face_jpeg(seed: int = 0, size: int = 96, **save) -> bytes:
 
 def sign(data: bytes, chain: Chain, source_type: str | None = "trainedAlgorithmicMedia",
          generator: str = "TestGen", actions: list[dict] | None = None,
-         mime: str = "image/jpeg") -> bytes:
+         mime: str = "image/jpeg", parent: bytes | None = None) -> bytes:
     """``data`` with an embedded, signed C2PA manifest whose ``c2pa.created`` action states
-    ``source_type`` (an IPTC digital source type), made by ``generator``."""
+    ``source_type`` (an IPTC digital source type), made by ``generator``. With ``parent``
+    (a signed file of the same format) the manifest instead records opening that file
+    (``c2pa.opened``, its manifest kept as a ``parentOf`` ingredient), then ``actions``."""
     import c2pa
 
-    created = {"action": "c2pa.created", "softwareAgent": {"name": generator}}
-    if source_type:
-        created["digitalSourceType"] = IPTC + source_type
+    first = {"action": "c2pa.opened" if parent else "c2pa.created",
+             "softwareAgent": {"name": generator}}
+    if source_type and not parent:
+        first["digitalSourceType"] = IPTC + source_type
+    if parent:
+        first["parameters"] = {"ingredientIds": ["parent"]}
     manifest = {"claim_generator_info": [{"name": generator, "version": "1.0"}],
                 "title": "signed", "assertions": [
-                    {"label": "c2pa.actions", "data": {"actions": [created, *(actions or [])]}}]}
+                    {"label": "c2pa.actions", "data": {"actions": [first, *(actions or [])]}}]}
     signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", chain.signer_pem,
                                                        chain.key_pem, None))
     out = io.BytesIO()
     with c2pa.Builder(manifest) as builder:
+        if parent:
+            builder.add_ingredient({"title": "parent", "relationship": "parentOf",
+                                    "label": "parent"}, mime, io.BytesIO(parent))
         builder.sign(signer, mime, io.BytesIO(data), out)
     return out.getvalue()
 
@@ -106,13 +114,26 @@ def change_pixels(jpeg: bytes) -> bytes:
     return bytes(changed)
 
 
-def xmp_jpeg(source_type: str, seed: int = 0) -> bytes:
-    """A JPEG whose only provenance is an XMP packet with the IPTC DigitalSourceType."""
-    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
-           '02/22-rdf-syntax-ns#"><rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/'
+def add_png_comment(png: bytes, comment: bytes = b"edited after signing") -> bytes:
+    """The same PNG, still valid, with a tEXt chunk added before IEND (after signing)."""
+    import struct
+    import zlib
+
+    body = b"Comment\x00" + comment
+    chunk = (struct.pack(">I", len(body)) + b"tEXt" + body
+             + struct.pack(">I", zlib.crc32(b"tEXt" + body)))
+    end = png.rindex(b"IEND") - 4
+    return png[:end] + chunk + png[end:]
+
+
+def xmp_jpeg(source_type: str, seed: int = 0, comment: str = "", size: int = 96) -> bytes:
+    """A JPEG whose only provenance is an XMP packet with the IPTC DigitalSourceType
+    (after ``comment``, an XML comment that must not count)."""
+    xmp = (f'<x:xmpmeta xmlns:x="adobe:ns:meta/">{comment}<rdf:RDF xmlns:rdf="http://www.w3.org/'
+           '1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/'
            f'Iptc4xmpExt/2008-02-29/" Iptc4xmpExt:DigitalSourceType="{IPTC}{source_type}"/>'
            '</rdf:RDF></x:xmpmeta>')
-    return face_jpeg(seed, xmp=xmp.encode())
+    return face_jpeg(seed, size, xmp=xmp.encode())
 
 
 def png_with_text(chunks: dict[str, str], seed: int = 0) -> bytes:
@@ -127,12 +148,13 @@ def png_with_text(chunks: dict[str, str], seed: int = 0) -> bytes:
 
 
 def camera_jpeg(make: str = "Canon", model: str = "EOS R5", software: str | None = None,
-                seed: int = 3) -> bytes:
+                seed: int = 3, size: int = 96) -> bytes:
     exif = Image.Exif()
-    exif[0x010F], exif[0x0110] = make, model
+    if make or model:
+        exif[0x010F], exif[0x0110] = make, model
     if software:
         exif[0x0131] = software
-    return face_jpeg(seed, exif=exif.tobytes())
+    return face_jpeg(seed, size, exif=exif.tobytes())
 
 
 def box(kind: bytes, payload: bytes, length: int | None = None) -> bytes:

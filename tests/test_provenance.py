@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from c2pa_files import (
+    add_png_comment,
     camera_jpeg,
     change_pixels,
     face_jpeg,
@@ -34,10 +35,16 @@ EXPECTED = {
     "signed_by_a_stranger.jpg": ("ai_generated", True, False, "c2pa"),
     "camera_signed_then_edited.jpg": ("edited", True, True, "c2pa"),
     "ai_fill_signed.jpg": ("ai_edited", True, True, "c2pa"),
+    "ai_image_retouched.jpg": ("ai_generated", True, True, "c2pa"),  # via its ingredient
+    "signed.png": ("ai_generated", True, True, "c2pa"),
     "xmp_only.jpg": ("ai_generated", False, False, "xmp"),
+    "xmp_with_a_decoy_comment.jpg": ("camera", False, False, "xmp"),
     "webui.png": ("ai_generated", False, False, "generator"),
     "comfyui.png": ("ai_generated", False, False, "generator"),
     "camera.jpg": ("camera", False, False, "exif"),
+    "phone_with_firmware.jpg": ("camera", False, False, "exif"),  # Software: its firmware
+    "photoshop_only.jpg": ("edited", False, False, "exif"),
+    "webui_under_a_broken_camera_manifest.png": ("ai_generated", False, False, "generator"),
     "plain.jpg": ("none", False, False, None),
 }
 HOSTILE = ("truncated_store.jpg", "lying_lengths.jpg", "nested_deeply.jpg", "huge_store.jpg")
@@ -59,10 +66,22 @@ def signed_files(tmp_path_factory) -> Path:
                  actions=[{"action": "c2pa.color_adjustments"}]),
              "ai_fill_signed.jpg": sign(face_jpeg(4), ours, "digitalCapture", "Editor",
                                         actions=[edit]),
+             "ai_image_retouched.jpg": sign(
+                 face_jpeg(6), ours, generator="Editor", parent=signed,
+                 actions=[{"action": "c2pa.color_adjustments"}]),
+             "signed.png": sign(png_with_text({}), ours, mime="image/png"),
              "xmp_only.jpg": xmp_jpeg("trainedAlgorithmicMedia"),
+             "xmp_with_a_decoy_comment.jpg": xmp_jpeg(
+                 "digitalCapture", comment="<!-- Iptc4xmpExt:DigitalSourceType=\"http://cv.iptc"
+                 ".org/newscodes/digitalsourcetype/trainedAlgorithmicMedia\" -->"),
              "webui.png": png_with_text({"parameters": "a portrait\nSteps: 20, Sampler: Euler"}),
              "comfyui.png": png_with_text({"prompt": '{"3": {}}', "workflow": '{"nodes": []}'}),
              "camera.jpg": camera_jpeg("Canon", "EOS R5"), "plain.jpg": face_jpeg(5),
+             "phone_with_firmware.jpg": camera_jpeg("Apple", "iPhone 15", software="17.1.2"),
+             "photoshop_only.jpg": camera_jpeg("", "", software="Adobe Photoshop 25.0"),
+             "webui_under_a_broken_camera_manifest.png": add_png_comment(sign(
+                 png_with_text({"parameters": "a face, Steps: 20"}), ours, "digitalCapture",
+                 mime="image/png")),
              **hostile_files(signed)}
     for name, data in files.items():
         (folder / name).write_bytes(data)
@@ -106,12 +125,45 @@ def test_each_kind_of_provenance_reads_as_what_it_is(signed_files):
     assert "nesting depth" in nested["error"]
 
 
-def test_a_slow_manifest_reader_is_stopped_and_named(signed_files):
-    data = (signed_files / "signed.jpg").read_bytes()
+def test_a_slow_manifest_reader_is_stopped_named_and_reaped(signed_files):
+    import psutil
+
+    data = (signed_files / "huge_store.jpg").read_bytes()  # ~0.5 s to read whole
     assert has_manifest_store(data) and not has_manifest_store(face_jpeg(5))
-    found = Provenance(timeout_s=0.001).read(data)
-    assert found["error"] == "c2pa: reading the manifest store took over 0.001 s (stopped)"
+    assert not has_manifest_store(png_with_text({"parameters": "jumb c2pa jumd"}))
+    found = Provenance(timeout_s=0.2).read(data)
+    assert found["error"] == "c2pa: reading the manifest store took over 0.2 s (stopped)"
     assert found["claim"] == "none" and not found["verified"]
+    assert psutil.Process().children() == []  # the reader was killed and reaped
+
+
+def test_metadata_is_read_from_headers_without_decoding(capfd):
+    """A PNG declaring 30,000² pixels, a 1.1 MB compressed text chunk beside a generator's
+    chunk, and EXIF with odd values: read from the headers in milliseconds, the generator
+    still found, nothing printed."""
+    import struct
+    import time
+    import zlib
+
+    from PIL import Image
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    png = png_with_text({"parameters": "a face, Steps: 20"})
+    at = png.index(b"IHDR") - 4
+    huge = png[:at] + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)) \
+        + chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"A" * 1_100_000)) + png[at + 25:]
+    started = time.perf_counter()
+    found = Provenance().read(huge)
+    assert time.perf_counter() - started < 0.5
+    assert (found["claim"], found["source"]) == ("ai_generated", "generator"), found
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0131] = (1, 2, 3), "x" * 30_000
+    odd = Provenance().read(face_jpeg(3, exif=exif.tobytes()))
+    assert len(odd["metadata"].get("software", "")) == 100
+    assert capfd.readouterr().err == ""
 
 
 def test_the_api_returns_provenance_beside_every_score(signed_files, tmp_path):
@@ -176,24 +228,54 @@ def test_the_cli_prints_provenance_alone_with_a_nonzero_exit_for_unreadable_stor
     missing = subprocess.run([BIN / "deepfake", "provenance", "nowhere.jpg"], cwd=project,
                              capture_output=True, text=True, timeout=300)
     assert missing.returncode == 1 and "nowhere.jpg" in missing.stdout
+    from test_video_scan import clip  # an MP4's manifest, read by path
+
+    video = tmp_path / "signed.mp4"
+    video.write_bytes(sign(clip(tmp_path / "plain.mp4").read_bytes(), make_chain("Video"),
+                           mime="video/mp4"))
+    clips = subprocess.run([BIN / "deepfake", "provenance", str(video), str(tmp_path /
+                            "plain.mp4"), "--json"], cwd=project, capture_output=True,
+                           text=True, timeout=300)
+    assert clips.returncode == 0, clips.stderr
+    signed_clip, plain_clip = (r["provenance"] for r in json.loads(clips.stdout))
+    assert (signed_clip["claim"], signed_clip["verified"]) == ("ai_generated", True)
+    assert plain_clip["claim"] == "none" and plain_clip["error"] == ""
 
 
 def test_the_split_stage_counts_provenance_per_class_and_audits_it(tmp_path):
     """Fakes saved with an AI statement in their metadata (5 of them also signed), reals
     with camera EXIF, all JPEG at one quality: the counts say so per class, and the
     shortcut audit, which sees these facts, flags that the classes were saved differently."""
+    import numpy as np
     from test_near_duplicates import run
 
-    chain = make_chain()
-    for i in range(30):
+    from deepfake_detector.file_audit import inspect_files, shortcut_audit
+
+    chain, sizes = make_chain(), np.random.default_rng(0).integers(64, 160, 60)
+    for i in range(30):  # both classes drawn from one size distribution
         (tmp_path / "raw/real").mkdir(parents=True, exist_ok=True)
         (tmp_path / "raw/fake").mkdir(parents=True, exist_ok=True)
-        (tmp_path / f"raw/real/r{i}.jpg").write_bytes(camera_jpeg(model=f"EOS R{i % 5}",
-                                                                  seed=100 + i))
-        fake = xmp_jpeg("trainedAlgorithmicMedia", seed=200 + i)
+        (tmp_path / f"raw/real/r{i}.jpg").write_bytes(camera_jpeg(
+            model=f"EOS R{i % 5}", seed=100 + i, size=int(sizes[i])))
+        fake = xmp_jpeg("trainedAlgorithmicMedia", seed=200 + i, size=int(sizes[30 + i]))
         (tmp_path / f"raw/fake/f{i}.jpg").write_bytes(sign(fake, chain) if i < 5 else fake)
     audit = run(tmp_path / "raw", tmp_path)[2]["shortcut_audit"]
     real, fake = (audit["per_class"][c]["provenance"] for c in ("real", "fake"))
     assert real == {"files": 30, "c2pa": 0, "metadata": {"camera": 30}}
     assert fake == {"files": 30, "c2pa": 5, "metadata": {"ai_generated": 30}}
     assert audit["auc"] > 0.9
+    # the same files' other facts alone (provenance blanked) do not give the class away
+    paths = sorted((tmp_path / "raw").rglob("*.jpg"))
+    facts = inspect_files([str(p) for p in paths]).assign(c2pa=None, metadata_claim=None)
+    labels = [int(p.parent.name == "fake") for p in paths]
+    assert shortcut_audit(facts, labels, seed=1)["auc"] < 0.7
+
+
+def test_text_a_file_supplies_is_one_printable_line():
+    """Generator text with terminal escapes, control characters and 100 KB reaches the
+    table, the page and the report as one printable line of at most 200 characters."""
+    hostile = "\x1b[2J\x1b[31mfake\r\nSteps: 20\x00\x07" + "x" * 100_000
+    found = Provenance().read(png_with_text({"parameters": hostile}))
+    text = found["metadata"]["generator_text"]
+    assert text.startswith("[2J[31mfake Steps: 20x") and len(text) == 200
+    assert text.isprintable() and found["summary"].isprintable()

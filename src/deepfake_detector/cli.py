@@ -139,7 +139,7 @@ def cmd_explain(args) -> int:
 
     from . import explain_report, explainer, explanation
 
-    detector = _detector(args, params, root)
+    detector = _detector(args, params, root, provenance=False)  # maps, not provenance
     try:
         image, face = detector.prepare(args.image)
     except ImageRejected as exc:

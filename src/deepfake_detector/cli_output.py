@@ -19,7 +19,7 @@ from .verdicts import verdict_text
 # The contract's four first and the domain's two where they were, then the verdict's.
 PREDICT_COLUMNS = ["file", "p_fake", "label", "error", "domain", "domain_score", "verdict",
                    "reason", "face_found", "trained_on", "provenance", "provenance_verified",
-                   "provenance_summary"]
+                   "provenance_trusted", "provenance_summary"]
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -104,11 +104,13 @@ def write_rows(rows: list[dict], out: str | None) -> None:
 
 
 def _provenance_columns(found: dict | None) -> dict:
-    """The provenance object as CSV columns: the claim, whether it is verified, the line."""
+    """The provenance object as CSV columns: the claim, whether it is verified and trusted,
+    the line."""
     if not found:
-        return {"provenance": None, "provenance_verified": None, "provenance_summary": None}
+        return dict.fromkeys(("provenance", "provenance_verified", "provenance_trusted",
+                              "provenance_summary"))
     return {"provenance": found["claim"], "provenance_verified": found["verified"],
-            "provenance_summary": found["summary"]}
+            "provenance_trusted": found["trusted"], "provenance_summary": found["summary"]}
 
 
 def print_table(rows: list[dict], threshold: float, trained_on: str) -> None:

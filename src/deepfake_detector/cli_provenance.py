@@ -51,7 +51,7 @@ def cmd_provenance(args) -> int:
         width = max(len(shown(r["file"])) for r in rows)
         for r in rows:
             found = r["provenance"]
-            text = r["error"] or found["summary"] + (f" [{found['error']}]" if found["error"]
-                                                     else "")
+            text = r["error"] or found["summary"] + (
+                f" [{found['error']}]" if found["error"] and found["source"] else "")
             print(f"{shown(r['file']):{width}s}  {found['claim'] if found else '-':12s}  {text}")
     return 1 if any(r["error"] or (r["provenance"] or {}).get("error") for r in rows) else 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .atomic import write_text
 from .cli_checks import check_model, check_out_folder, expand_paths, shown
-from .cli_output import strict_json
+from .cli_output import provenance_cell, strict_json
 from .images import MB, not_regular, readable_name
 from .verdicts import verdict_text
 
@@ -111,8 +111,10 @@ def _line(r: dict) -> str:
     else:  # a clip is out of domain when most of its scored frames are
         text = verdict_text(r["p_fake"], r["threshold"], r["verdict"]) + (
             " (most frames unlike the model's training data)" if r["reason"] else "")
+    found = r.get("provenance")
     return (f"{shown(r['file'])}  {text}  frames {r['frames_scored']}/{r['frames_sampled']} "
             f"scored  faces {faces}  {r['seconds']:.1f} s"
+            + (f"  provenance: {provenance_cell(found)}" if found and found["source"] else "")
             + (f"  warning: {r['warning']}" if r.get("warning") else ""))
 
 

@@ -24,7 +24,8 @@ from tqdm import tqdm
 from .errors import ImageRejected
 from .images import load_image, read_bytes
 from .near_duplicates import FRAME, fingerprint
-from .provenance import has_manifest_store, metadata_claim, read_metadata
+from .provenance import has_manifest_store, read_metadata
+from .provenance_claims import metadata_claim
 
 FACT_COLUMNS = ["format", "width", "height", "bytes", "jpeg_quality", "phash", "c2pa",
                 "metadata_claim"]
@@ -67,7 +68,7 @@ def file_facts(path: str, max_bytes: int | None) -> dict:
         return facts
     facts["bytes"] = len(data)
     facts["c2pa"] = has_manifest_store(data)
-    facts["metadata_claim"] = metadata_claim(read_metadata(data))[0]
+    facts["metadata_claim"] = metadata_claim(read_metadata(data)[0])[0]
     try:
         with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as img:
             warnings.simplefilter("ignore")

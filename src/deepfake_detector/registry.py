@@ -7,6 +7,7 @@ import hashlib
 import json
 import tempfile
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 from . import tracking
@@ -27,7 +28,10 @@ IO = ("Input: a DataFrame with a column `image` of base64-encoded image files (`
       "image: p_fake (calibrated P(fake), 1 = fake), label (fake|real at the threshold), "
       "verdict (fake|real|inconclusive), reason (why inconclusive: in_band|out_of_domain), "
       "face_found, domain (in|out of the training data's domain), domain_score, trained_on "
-      "(the training data in words), error (empty, or why the image was not scored).")
+      "(the training data in words), error (empty, or why the image was not scored), "
+      "provenance (JSON text: what the file states about its origin, C2PA Content Credentials "
+      "or metadata: claim, verified, trusted, summary). A column `video` of base64-encoded "
+      "clips gets one row per clip.")
 DESCRIPTION = ("Deepfake face-image detector: P(fake) of a face photograph (1 = fake). " + IO +
                " Move `champion` with `deepfake promote` (the promotion gate): an alias set "
                "here bypasses the gate, and `deepfake models` marks it NOT GATED.")
@@ -120,7 +124,7 @@ def _new_version(root, name, model, model_file, settings, print_):
             code_paths=[str(Path(__file__).parent)],
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
                               "pillow", "simplejpeg", "opencv-python-headless<5", "pandas", "av",
-                              "c2pa-python"])
+                              f"c2pa-python=={metadata.version('c2pa-python')}"])
     tags = {"fingerprint": print_, "model": model, "dvc.stage": "register",
             "registered.git.commit": tracking.git_commit(root),
             "data.sha256": str(source.get("sha256") or ""),

@@ -44,6 +44,7 @@ def create_app(detector, card: dict, params: dict):
     from starlette.concurrency import run_in_threadpool
 
     from . import explainer, explanation
+    from .config import project_root
     from .errors import UploadRejected
     from .provenance import Provenance
     from .service_guard import DOCS_ASSETS, STATIC, Guard, allowed_hosts, docs_asset, docs_page
@@ -57,7 +58,7 @@ def create_app(detector, card: dict, params: dict):
 
     serve_cfg = params["serve"]
     limits = Limits.from_params(serve_cfg)
-    detector.provenance = Provenance.from_params(params)  # trust anchors: from where it runs
+    detector.provenance = Provenance.from_params(params, project_root())
     card = {**card, "limits": limits.public(),
             "provenance": {"trust_list": detector.provenance.trust_list_size()}}
     explain_slots = threading.BoundedSemaphore(serve_cfg["explain_concurrency"])
