@@ -75,8 +75,10 @@ def test_multi_worker_two_processes_on_loopback(tmp_path):
     chief = json.loads(outs[0][1].split("RESULT ", 1)[1])
     assert chief["epochs_run"] == 1 and chief["run_id"] and chief["replicas"] == 2
     assert json.loads(outs[1][1].split("RESULT ", 1)[1]) == {"model": "tuned", "worker": 1}
-    # in sync: both workers hold the same model after the epoch, BatchNorm's moving statistics
-    # included (averaged over workers), so they report the same validation loss and accuracy
+    # in sync: both workers hold the same model after the epoch, bit for bit, BatchNorm's
+    # moving statistics included (averaged over workers), and report the same validation
+    weights = [out.split("WEIGHTS ", 1)[1].split()[0] for _, out, _ in outs]
+    assert weights[0] == weights[1]
     val = [next(line for line in out.splitlines() if line.startswith("epoch 1/1"))
            .split("val_loss=")[1] for _, out, _ in outs]
     assert val[0] == val[1]

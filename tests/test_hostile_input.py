@@ -32,12 +32,14 @@ def faces_zip(path, n=4):
 
 
 def refused(tmp_path, source, match, **kw):
+    """``source`` is refused with an error matching ``match``, and leaves every file under
+    ``tmp_path`` as it was: no data/raw, no partial extraction, nothing cached."""
     before = snapshot(tmp_path)
     with pytest.raises((SourceError, DownloadError), match=match):
         fetch(source, tmp_path / "raw", root=tmp_path, cache_dir=tmp_path / "cache", **kw)
     after = snapshot(tmp_path)
     assert not (tmp_path / "raw").exists() and not (tmp_path / ".raw.partial").exists()
-    return before, after
+    assert after == before, sorted(set(after) ^ set(before))
 
 
 def test_truncated_zip(tmp_path):
@@ -159,26 +161,36 @@ def tiny_model(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("args,message", [
-    (["predict", "{m}/nothing.jpg", "--model", "{m}/m.keras"], "unreadable"),
-    (["predict", "docs", "--model", "{m}/missing.keras"], "no model file"),
-    (["predict", "docs", "--model", "{m}/garbage.keras"], "not a Keras model this project"),
-    (["predict", "docs", "--model", "{m}/lambda.keras"], "not a Keras model this project"),
-    (["predict", "docs", "--model", "{m}/m.keras", "--out", "{m}/x.txt"], "must end in .csv"),
-    (["predict", "docs", "--model", "{m}/m.keras", "--out", "/no/such/x.csv"], "no folder"),
-    (["evaluate", "--data", "/no/such/folder", "--model", "{m}/m.keras"], "no folder"),
-    (["evaluate", "--data", "docs", "--model", "{m}/m.keras"], "needs images under both"),
-    (["serve", "--port", "99999"], "a port is a number from 0 to 65535"),
-    (["models", "--lineage", "abc"], "invalid int value"),
-    (["frobnicate"], "invalid choice"),
+@pytest.mark.parametrize("args,code,message", [
+    (["predict", "docs", "--model", "{m}/missing.keras"], 2, "no model file"),
+    (["predict", "docs", "--model", "{m}/garbage.keras"], 2, "not a Keras model this project"),
+    (["predict", "docs", "--model", "{m}/lambda.keras"], 2, "not a Keras model this project"),
+    (["predict", "docs", "--model", "{m}/m.keras", "--out", "{m}/x.txt"], 2, "must end in .csv"),
+    (["predict", "docs", "--model", "{m}/m.keras", "--out", "/no/such/x.csv"], 2, "no folder"),
+    (["evaluate", "--data", "/no/such/folder", "--model", "{m}/m.keras"], 2, "no folder"),
+    (["evaluate", "--data", "docs", "--model", "{m}/m.keras"], 2, "needs images under both"),
+    (["serve", "--port", "99999"], 2, "a port is a number from 0 to 65535"),
+    (["models", "--lineage", "abc"], 2, "invalid int value"),
+    (["frobnicate"], 2, "invalid choice"),
+    (["predict"], 2, "the following arguments are required: PATH"),
 ])
-def test_bad_cli_arguments_get_one_clear_line(tiny_model, args, message):
+def test_bad_cli_arguments_get_one_clear_line(tiny_model, args, code, message):
+    """A usage error, argparse's included, is one line on stderr starting ``error:``, with
+    exit 2 and nothing on stdout or on disk."""
     args = [a.format(m=tiny_model) for a in args]
     done = deepfake(*args, cwd=ROOT)
-    assert done.returncode in (1, 2), done.stderr[-2000:]
-    said = done.stdout + done.stderr
-    assert message in said and "Traceback" not in said, said[-2000:]
+    assert done.returncode == code, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert done.stdout == ""
     assert not (tiny_model / "x.txt").exists()
+
+
+def test_a_file_that_cannot_be_scored_is_a_row_and_exit_1(tiny_model):
+    done = deepfake("predict", f"{tiny_model}/nothing.jpg", "--model", f"{tiny_model}/m.keras",
+                    cwd=ROOT)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "unreadable" in done.stdout and "Traceback" not in done.stdout + done.stderr
 
 
 def test_keras_safe_mode_refuses_a_lambda_layer(tiny_model):

@@ -81,3 +81,28 @@ def test_highpass_adds_the_noise_residual_channels():
     flat = np.full((1, 64, 64, 3), 128, np.uint8)  # a flat image has no residual
     stem = keras.Model(highpass.inputs, conv.input)
     assert np.allclose(np.asarray(stem(flat))[0, 8:-8, 8:-8, 3:], 0, atol=1e-6)
+
+
+def test_out_of_fold_scores_come_from_heads_that_never_saw_their_rows():
+    """Cross-fitting: the folds are disjoint and cover every row, and each held-out row's
+    score is what a head fitted on the other folds alone gives it (not the full head)."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold
+
+    from deepfake_detector.ensemble import fit_head, out_of_fold
+
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], 30)
+    p = np.clip(y[:, None] * 0.3 + rng.random((60, 2)) * 0.7, 0, 1).astype(np.float32)
+    cfg = {"folds": 3, "head_units": 4, "epochs": 5, "batch_size": 16, "learning_rate": 0.05}
+    oof = out_of_fold(p, y, cfg, seed=7)
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=7).split(p, y))
+    held = np.concatenate([rows for _, rows in folds])
+    assert sorted(held.tolist()) == list(range(60))  # disjoint, and every row once
+    fit_rows, rows = folds[1]
+    assert not set(fit_rows) & set(rows)
+    head = fit_head(p[fit_rows], y[fit_rows], cfg, 7 + 1)
+    assert np.allclose(oof[rows], np.asarray(head(p[rows], training=False)).reshape(-1),
+                       atol=1e-5)
+    full = fit_head(p, y, cfg, 7)  # the head saved with the ensemble scores differently
+    assert not np.allclose(oof, np.asarray(full(p, training=False)).reshape(-1), atol=1e-3)

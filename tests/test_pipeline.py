@@ -174,6 +174,14 @@ def test_ensemble_shares_one_input_and_was_cross_fitted(pipeline):
 
         in_sample = predict(model, val["x"])
         assert not np.allclose(z["p"], in_sample)  # out-of-fold, not the final combiner's
+        # evaluate@ensemble chose its threshold on those out-of-fold scores
+        import yaml
+
+        from deepfake_detector.evaluation import fit_on_validation
+
+        cfg = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]
+        settings = json.loads((repo / "models/ensemble.settings.json").read_text())
+        assert settings["threshold"] == fit_on_validation(val["y"], z["p"], cfg)["threshold"]
 
 
 def test_each_trained_model_ships_the_validation_scores_of_its_saved_weights(pipeline):
@@ -258,7 +266,10 @@ def test_cli_predict_on_the_trained_model(pipeline):
     assert done.returncode == 1, done.stderr  # one file could not be scored
     rows = pd.read_csv(out, keep_default_na=False)
     assert list(rows.columns) == ["file", "p_fake", "label", "error", "domain", "domain_score",
-                                  "verdict", "reason", "face_found", "trained_on"]
+                                  "verdict", "reason", "face_found", "trained_on", "provenance",
+                                  "provenance_verified", "provenance_trusted",
+                                  "provenance_summary"]
+    assert rows["provenance"].tolist() == ["none", "none"]  # read for any file it could open
     assert rows["error"].tolist() == ["", "not_image"]
     assert 0 <= float(rows["p_fake"][0]) <= 1 and rows["label"][0] in ("real", "fake")
     assert rows["verdict"][0] in ("real", "fake", "inconclusive") and rows["verdict"][1] == ""
@@ -269,7 +280,7 @@ def test_cli_predict_on_the_trained_model(pipeline):
               repo)
     table = done.stdout.splitlines()
     assert done.returncode == 0 and table[0].startswith("model trained on synthetic: ")
-    assert table[1].split() == ["file", "verdict", "face", "domain", "note"]
+    assert table[1].split() == ["file", "verdict", "face", "domain", "provenance", "note"]
     assert "P(fake) " in table[2] and ", threshold " in table[2]
     done = sh([str(BIN / "deepfake"), "predict", str(real), "--model", "nope.keras"], repo)
     assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr

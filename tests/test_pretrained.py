@@ -37,6 +37,32 @@ def test_local_weights_file_is_hashed_and_loads(tmp_path, weights_file):
     model = build_model("xception", 64, complete_model("xception", {
         "input_size": 71, "weights_file": record["used"]}))
     assert model.count_params() > 20_000_000
+    # the file's values are in the model: its first and last convolutions hold them, where a
+    # model built without the file holds other (freshly initialised) values
+    import keras
+    import numpy as np
+
+    saved = keras.applications.Xception(include_top=False, weights=None,
+                                        input_shape=(71, 71, 3), pooling="avg")
+    saved.load_weights(weights_file)
+    fresh = build_model("xception", 64, complete_model("xception", {"input_size": 71}))
+    for name in ("block1_conv1", "block14_sepconv2"):
+        expected = saved.get_layer(name).get_weights()[0]
+        assert np.array_equal(layer(model, name).get_weights()[0], expected), name
+        assert not np.array_equal(layer(fresh, name).get_weights()[0], expected), name
+
+
+def layer(model, name: str):
+    """The layer called ``name`` in ``model`` or in a model nested in it."""
+    for item in model.layers:
+        if item.name == name:
+            return item
+        if hasattr(item, "layers"):
+            try:
+                return layer(item, name)
+            except KeyError:
+                continue
+    raise KeyError(name)
 
 
 def test_imagenet_downloads_into_keras_cache(tmp_path, monkeypatch, weights_file):

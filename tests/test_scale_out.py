@@ -163,12 +163,26 @@ def test_make_clean_removes_workspace_outputs_and_dvc_checkout_restores_them(cop
     repo = copied_repo
     outputs = cached_outputs(repo)
     before = {p: tree_digest(repo / p) for p in outputs}
-    (repo / "mlflow.db").write_bytes(b"stands in for the project's runs")
+    # every path the README says `make clean` removes, and every one it keeps
+    removed = ["data", "models", "dvc_plots", "test-artifacts", ".pytest_cache", ".ruff_cache"]
+    kept = {"mlflow.db": b"stands in for the project's runs",
+            "mlartifacts/0/run/artifacts/model.txt": b"an artifact",
+            ".cache/downloads/dataset.zip": b"a downloaded zip"}
+    if not (repo / ".venv").exists():  # a copy without its own environment: one stands in
+        kept[".venv/pyvenv.cfg"] = b"home = /usr/bin"
+    for folder in removed:
+        (repo / folder).mkdir(exist_ok=True)
+        (repo / folder / "made-by-the-test").write_text("x")
+    for path, data in kept.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_bytes(data)
+    cache = tree_digest(repo / ".dvc" / "cache")
     done = subprocess.run(["make", "clean"], cwd=repo, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert not (repo / "data").exists() and not (repo / "models").exists()
-    assert (repo / ".dvc" / "cache").is_dir() and (repo / "mlflow.db").exists()
+    assert [f for f in removed if (repo / f).exists()] == []
+    assert {p: (repo / p).read_bytes() for p in kept} == kept
+    assert (repo / ".venv").is_dir() and tree_digest(repo / ".dvc" / "cache") == cache
     assert (repo / "params.yaml").exists() and (repo / "metrics" / "tuned.json").exists()
     dvc(repo, "checkout")
     assert before == {p: tree_digest(repo / p) for p in outputs}

@@ -13,7 +13,7 @@ from deepfake_detector.service import create_app
 
 
 def make_app(explain_concurrency=1, max_upload_mb=1, card=None, face_crop=True,
-             provenance=None, **serve):
+             provenance=None, explain_samples=100, **serve):
     """An app over an untrained baseline model (no pipeline); ``serve`` overrides more of
     ``serve.*``, ``provenance`` of ``provenance.*``, ``card`` replaces the model card;
     ``face_crop`` False: the model frames whole images (procedural faces in clips have no
@@ -26,7 +26,7 @@ def make_app(explain_concurrency=1, max_upload_mb=1, card=None, face_crop=True,
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["serve"].update(explain_concurrency=explain_concurrency, max_upload_mb=max_upload_mb,
                            **serve)
-    params["explain"]["num_samples"] = 100
+    params["explain"]["num_samples"] = explain_samples
     params["provenance"].update(provenance or {})
     keras.utils.set_random_seed(0)
     settings = {"model": "baseline", "image_size": 64, "max_pixels": 50_000_000,
@@ -114,18 +114,85 @@ def test_explain_returns_overlays(service):
 
 
 def test_explain_beyond_capacity_answers_503_with_retry_after():
-    server, thread, url = start_server(make_app(explain_concurrency=0))
+    """explain_concurrency 1 (the smallest the params allow): while one explanation runs, a
+    second gets 503 with Retry-After; once it is done, the next is served."""
+    import threading
+    import time
+
+    server, thread, url = start_server(make_app(explain_concurrency=1, explain_samples=3000))
+    first, finished = {}, threading.Event()
+
+    def explain_first():
+        first["reply"] = httpx.post(f"{url}/explain", files={"file": ("f.jpg", jpeg_bytes(3))},
+                                    timeout=300)
+        finished.set()
+
     try:
-        reply = httpx.post(f"{url}/explain", files={"file": ("f.jpg", jpeg_bytes(3))})
-        assert reply.status_code == 503 and reply.headers["retry-after"] == "5"
+        holder = threading.Thread(target=explain_first)
+        holder.start()
+        time.sleep(1.0)  # the first has its slot: its 3,000 LIME samples take seconds
+        second = httpx.post(f"{url}/explain", files={"file": ("g.jpg", jpeg_bytes(4))},
+                            timeout=60)
+        assert not finished.is_set(), "the first explanation ended before the second came"
+        assert second.status_code == 503 and second.headers["retry-after"] == "5"
+        holder.join(300)
+        assert first["reply"].status_code == 200
+        third = httpx.post(f"{url}/explain", files={"file": ("g.jpg", jpeg_bytes(4))},
+                           timeout=300)
+        assert third.status_code == 200  # the slot came back
     finally:
         server.should_exit = True
         thread.join(10)
 
 
-def test_uploads_are_not_stored(service, tmp_path):
+def test_uploads_are_not_stored():
+    """A 1.5 MB upload (past Starlette's 1 MB spool limit, where a form parser would write
+    it to an unnamed temporary file), sent slowly: while it arrives and after the reply,
+    the server process (this one: the server runs in a thread) holds no new open file."""
+    import io
     import os
+    import time
 
-    before = set(os.listdir("/tmp"))
-    httpx.post(f"{service}/predict", files={"files": ("a.jpg", jpeg_bytes(5))})
-    assert set(os.listdir("/tmp")) - before == set()
+    import numpy as np
+    from PIL import Image
+
+    def open_files() -> set[str]:
+        found = set()
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("/") and not target.startswith(("/dev/", "/proc/")):
+                found.add(target)
+        return found
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (720, 720, 3), np.uint8)).save(buf, "PNG")
+    image = buf.getvalue()
+    assert len(image) > 1.4 * 2**20
+    boundary = "testboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+            f"filename=\"big.png\"\r\nContent-Type: image/png\r\n\r\n").encode() + image + \
+        f"\r\n--{boundary}--\r\n".encode()
+    server, thread, url = start_server(make_app(max_upload_mb=4))
+    before, during = open_files(), set()
+
+    def slowly():
+        for start in range(0, len(body), 256 * 1024):
+            yield body[start:start + 256 * 1024]
+            time.sleep(0.1)
+            during.update(open_files())
+
+    try:
+        reply = httpx.post(f"{url}/predict", content=slowly(), timeout=60, headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert reply.status_code == 200 and reply.json()["results"][0]["error"] == "", reply.text
+        after = open_files()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert during - before == set() and after - before == set(), (during | after) - before
+
+

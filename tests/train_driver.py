@@ -43,10 +43,33 @@ def main():
         "dense": [8]})
     training = {**defaults()["training"], "distribute": kind, "cpu_devices": devices,
                 "deterministic": False}
+    seen = watch_weights()
     record = train("tuned", cfg, training=training,
                    seed=1, data_dir=data, model_path=work / "models" / "tuned.keras",
                    history_path=work / "metrics" / "tuned.json", root=work, image_size=32)
+    print("WEIGHTS " + seen[0])  # the model as this process scored it after epoch 1
     print("RESULT " + json.dumps(record))
+
+
+def watch_weights() -> list[str]:
+    """The sha256 of the model's weights each time the training loop scores validation
+    (after each epoch, once the workers have averaged their state): the real ``predict``
+    still runs; the digest only looks at what it was given."""
+    import hashlib
+
+    from deepfake_detector import training
+
+    seen, score = [], training.predict
+
+    def predict_and_record(model, x, *args, **kwargs):
+        digest = hashlib.sha256()
+        for value in model.get_weights():
+            digest.update(np.ascontiguousarray(value).tobytes())
+        seen.append(digest.hexdigest())
+        return score(model, x, *args, **kwargs)
+
+    training.predict = predict_and_record
+    return seen
 
 
 if __name__ == "__main__":

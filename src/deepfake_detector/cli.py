@@ -9,7 +9,14 @@ import json
 import sys
 from pathlib import Path
 
-from .cli_checks import check_model, check_out_file, check_out_folder, expand_paths, shown
+from .cli_checks import (
+    OneLineParser,
+    check_model,
+    check_out_file,
+    check_out_folder,
+    expand_paths,
+    shown,
+)
 from .cli_output import (
     PREDICT_COLUMNS,
     native_stderr_hidden,
@@ -54,12 +61,10 @@ def _detector(args, params: dict, root: Path, provenance: bool = True):
     reader = Provenance.from_params(params, root) if provenance else None  # checked first
 
     warnings: list[str] = []  # said after the native chatter is hidden, not hidden with it
-    try:
-        with native_stderr_hidden(not args.verbose):  # TensorFlow's devices start in the load
-            detector, source = load_detector(args.model, root, params, warn=warnings.append)
-    finally:
-        for warning in warnings:
-            _warn(warning)
+    with native_stderr_hidden(not args.verbose):  # TensorFlow's devices start in the load
+        detector, source = load_detector(args.model, root, params, warn=warnings.append)
+    for warning in warnings:  # about the model loaded; a failed load says only its error
+        _warn(warning)
     detector.settings["max_file_mb"] = params["preprocess"]["max_file_mb"]
     detector.provenance = reader
     _warn(f"model: {source}")
@@ -248,7 +253,7 @@ def _port(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deepfake", description=(
+    parser = OneLineParser(prog="deepfake", description=(
         "Deepfake face-image detector. The pipeline runs with `dvc repro` (or `make repro`); "
         "these commands use what it registered. --model takes a models:/ URI, a .keras "
         "file or an MLflow model folder; the default is models:/NAME@champion (else "

@@ -4,6 +4,7 @@ Each wrong one is one line and exit 2."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -19,6 +20,14 @@ MODEL_FORMS = ("models:/NAME@ALIAS, models:/NAME/VERSION, runs:/…, a .keras fi
 MAX_KERAS_CONFIG = 64 * MB  # config.json inside a .keras file: a few KB to a few MB
 
 
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its usage errors as the one ``error:`` line (exit 2) every other error
+    of the CLI is, instead of the usage block and a line; ``--help`` shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def _not_keras(path: str, why: str) -> ValueError:

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from .cli_checks import shown
+from .errors import DeepfakeError
 from .images import readable_name
 from .verdicts import verdict_text
 
@@ -40,7 +41,8 @@ def quiet_libraries(verbose: bool) -> None:
 def native_stderr_hidden(enabled: bool):
     """TensorFlow's native start-up lines (CUDA probes, absl's preamble) bypass Python's
     logging and ``TF_CPP_MIN_LOG_LEVEL``: while loading, file descriptor 2 goes to a temporary
-    file, replayed only when loading fails (so no error is lost)."""
+    file, replayed only when loading fails unexpectedly (so no error is lost). An expected
+    failure (a bad model file: the one-line errors ``main`` prints) replays nothing."""
     if not enabled:
         yield
         return
@@ -50,10 +52,11 @@ def native_stderr_hidden(enabled: bool):
         os.dup2(captured.fileno(), 2)
         try:
             yield
-        except Exception:  # not on Ctrl-C: that needs no TensorFlow chatter
+        except Exception as exc:  # not on Ctrl-C: that needs no TensorFlow chatter
             os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
+            if not isinstance(exc, (DeepfakeError, FileNotFoundError, ValueError)):
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
             raise
         finally:
             sys.stderr.flush()
