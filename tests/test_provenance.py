@@ -161,6 +161,15 @@ def test_metadata_is_read_from_headers_without_decoding(capfd):
     found = Provenance().read(huge)
     assert time.perf_counter() - started < 0.5
     assert (found["claim"], found["source"]) == ("ai_generated", "generator"), found
+    # 300 compressed chunks of 1.1 MB each (other keywords) and 64 KB of unclosed comments
+    # in the XMP: skipped and scanned in one pass, not inflated or searched from each "<!--"
+    many = b"".join(chunk(b"zTXt", b"k%d\0\0" % i + zlib.compress(b"A" * 1_100_000))
+                    for i in range(300))
+    started = time.perf_counter()
+    found = Provenance().read(png[:-12] + many + png[-12:])
+    unclosed = Provenance().read(face_jpeg(1, xmp=b"<!--" * 16_000))
+    assert time.perf_counter() - started < 0.5
+    assert found["claim"] == "ai_generated" and unclosed["claim"] == "none"
     exif = Image.Exif()
     exif[0x010F], exif[0x0131] = (1, 2, 3), "x" * 30_000
     odd = Provenance().read(face_jpeg(3, exif=exif.tobytes()))
@@ -281,3 +290,27 @@ def test_text_a_file_supplies_is_one_printable_line():
     text = found["metadata"]["generator_text"]
     assert text.startswith("[2J[31mfake Steps: 20x") and len(text) == 200
     assert text.isprintable() and found["summary"].isprintable()
+
+
+def test_claims_follow_ingredients_once_and_ignore_non_editorial_actions():
+    """A store whose manifests name each other as parents (six times each) is judged in
+    one pass; a capture that was only transcoded and published is still a capture."""
+    import time
+
+    from deepfake_detector.provenance_claims import manifest_claim
+
+    def manifest(parent, actions):
+        return {"assertions": [{"label": "c2pa.actions.v2", "data": {"actions": actions}}],
+                "ingredients": [{"relationship": "parentOf", "active_manifest": parent}] * 6}
+
+    created = {"action": "c2pa.created", "digitalSourceType": "http://cv.iptc.org/newscodes/"
+               "digitalsourcetype/digitalCapture"}
+    store = {"manifests": {"a": manifest("b", [created, {"action": "c2pa.transcoded"},
+                                               {"action": "c2pa.published"}]),
+                           "b": manifest("a", [{"action": "c2pa.opened"}])}}
+    started = time.perf_counter()
+    assert manifest_claim(store, "a") == "camera" and manifest_claim(store, "b") == "camera"
+    assert time.perf_counter() - started < 0.1
+    store["manifests"]["b"] = manifest("a", [{"action": "c2pa.opened"},
+                                             {"action": "c2pa.cropped"}])
+    assert manifest_claim(store, "b") == "edited"

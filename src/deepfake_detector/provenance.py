@@ -52,10 +52,11 @@ GENERATOR_CHUNKS = {"parameters": "Stable Diffusion WebUI", "prompt": "ComfyUI",
 EXIF_TAGS = {"software": 0x0131, "make": 0x010F, "model": 0x0110}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEXT_CHUNK_BYTES = 1 << 20  # a compressed text chunk is inflated this far, no further
+INFLATE_BUDGET = 4 << 20    # ...and all of a file's chunks together
+XMP_BYTES = 1 << 20         # of an XMP packet, this much is searched
 # the IPTC property, as an attribute or an element; XML comments are removed first
 _XMP_DST = re.compile(rb"Iptc4xmpExt:DigitalSourceType(?:\s*=\s*[\"']|>|"
                       rb"\s+rdf:resource\s*=\s*[\"'])\s*([^\"'<\s]{1,200})")
-_XMP_COMMENT = re.compile(rb"<!--.*?-->", re.S)
 
 
 @dataclass(frozen=True)
@@ -159,12 +160,26 @@ def read_metadata(data: bytes) -> tuple[dict, list[str]]:
                 errors.append(f"metadata unreadable: {text(exc, 120)}")
     if xmp:
         xmp = xmp.encode("utf-8", "replace") if isinstance(xmp, str) else bytes(xmp)
-        match = _XMP_DST.search(_XMP_COMMENT.sub(b"", xmp))
+        match = _XMP_DST.search(without_comments(xmp[:XMP_BYTES]))
         if match:
             found["digital_source_type"] = source_type_name(match.group(1).decode(
                 "utf-8", "replace"))
     found.update(_exif_fields(exif, errors))
     return {k: v for k, v in found.items() if v}, errors
+
+
+def without_comments(xml: bytes) -> bytes:
+    """``xml`` without its ``<!-- … -->`` comments, in one pass (a regular expression
+    would restart at every unclosed ``<!--``); text after an unclosed one is dropped."""
+    kept, at = [], 0
+    while (start := xml.find(b"<!--", at)) >= 0:
+        kept.append(xml[at:start])
+        end = xml.find(b"-->", start + 4)
+        if end < 0:
+            return b"".join(kept)
+        at = end + 3
+    kept.append(xml[at:])
+    return b"".join(kept)
 
 
 def _exif_fields(exif, errors: list[str]) -> dict:
@@ -186,10 +201,12 @@ def _exif_fields(exif, errors: list[str]) -> dict:
 
 
 def _png_chunks(data: bytes) -> tuple[dict, bytes | None, bytes, str]:
-    """(text chunks by keyword, the eXIf chunk, the XMP packet, an error) of a PNG, walked
-    chunk by chunk over the whole file (text after the image data counts too); compressed
-    text is inflated up to ``TEXT_CHUNK_BYTES``."""
+    """(the generators' text chunks by keyword, the eXIf chunk, the XMP packet, an error) of
+    a PNG, walked chunk by chunk over the whole file (text after the image data counts too).
+    Only those chunks are kept; compressed text is inflated up to ``TEXT_CHUNK_BYTES`` a
+    chunk and ``INFLATE_BUDGET`` a file."""
     texts, exif, xmp, at, error = {}, None, b"", len(PNG_SIGNATURE), ""
+    budget = [INFLATE_BUDGET]
     while at + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[at:at + 8])
         body = data[at + 8:at + 8 + length]
@@ -203,16 +220,18 @@ def _png_chunks(data: bytes) -> tuple[dict, bytes | None, bytes, str]:
             exif = body
         elif kind in (b"tEXt", b"zTXt", b"iTXt"):
             keyword, _, rest = body.partition(b"\x00")
-            value = _png_text(kind, rest)
             name = keyword.decode("latin-1")
-            if name == "XML:com.adobe.xmp":
-                xmp = value
-            elif value is not None and name not in texts:
-                texts[name] = value
+            wanted = name in GENERATOR_CHUNKS and name not in texts
+            if name == "XML:com.adobe.xmp" and not xmp or wanted:
+                value = _png_text(kind, rest, budget)
+                if value is not None and wanted:
+                    texts[name] = value
+                elif value is not None:
+                    xmp = value
     return texts, exif, xmp, error
 
 
-def _png_text(kind: bytes, rest: bytes) -> bytes | None:
+def _png_text(kind: bytes, rest: bytes, budget: list[int]) -> bytes | None:
     if kind == b"tEXt":
         return rest
     if kind == b"zTXt":
@@ -225,10 +244,14 @@ def _png_text(kind: bytes, rest: bytes) -> bytes | None:
         payload = parts[2]
     if not compressed:
         return payload
+    if budget[0] <= 0:
+        return None
     try:
-        return zlib.decompressobj().decompress(payload, TEXT_CHUNK_BYTES)
+        value = zlib.decompressobj().decompress(payload, min(TEXT_CHUNK_BYTES, budget[0]))
     except zlib.error:
         return None
+    budget[0] -= len(value)
+    return value
 
 
 def result(c2pa: dict | None, metadata: dict, error: str = "") -> dict:

@@ -13,8 +13,10 @@ GENERATED = {"trainedAlgorithmicMedia"}
 AI_EDITED = {"compositeWithTrainedAlgorithmicMedia", "compositeSynthetic",
              "algorithmicallyEnhanced"}
 CAPTURED = {"digitalCapture", "computationalCapture", "negativeFilm", "positiveFilm", "print"}
-# C2PA actions that only record where an asset starts, not a change to it
-ORIGIN_ACTIONS = {"c2pa.created", "c2pa.opened"}
+# C2PA actions that record where an asset starts, or change no content (the spec's
+# non-editorial actions: a new encoding or container, publishing)
+ORIGIN_ACTIONS = {"c2pa.created", "c2pa.opened", "c2pa.transcoded", "c2pa.repackaged",
+                  "c2pa.published"}
 # failures that concern trust, not integrity: reported by ``trusted``, not as "broken"
 TRUST_CODES = {"signingCredential.untrusted", "timeStamp.untrusted"}
 # EXIF Software values of image generators, and of editors (a camera writes its firmware)
@@ -73,13 +75,18 @@ def _actions(manifest: dict) -> list[dict]:
     return rows
 
 
-def manifest_claim(store: dict, label: str, depth: int = 0) -> str:
+def manifest_claim(store: dict, label: str, depth: int = 0,
+                   seen: dict | None = None) -> str:
     """What one manifest claims, with the assets it was made from: AI at the origin
     (``trainedAlgorithmicMedia`` on ``c2pa.created``) is ``ai_generated``, AI placed into
     or made from another asset ``ai_edited``, a capture left as taken ``camera``, anything
     else changed ``edited``. A parent ingredient with a manifest of its own passes its claim
     on (an AI image opened and retouched stays AI-generated; a photograph retouched is
     edited)."""
+    seen = {} if seen is None else seen  # label -> claim: each manifest judged once
+    if label in seen:
+        return seen[label]
+    seen[label] = "none"  # a manifest reached again through itself adds nothing
     manifest = (store.get("manifests") or {}).get(label) or {}
     actions = _actions(manifest)
     edits = any(a["action"] not in ORIGIN_ACTIONS for a in actions)
@@ -88,12 +95,13 @@ def manifest_claim(store: dict, label: str, depth: int = 0) -> str:
     if depth < MAX_DEPTH:
         for ingredient in manifest.get("ingredients") or []:
             parent = ingredient.get("active_manifest")
-            if ingredient.get("relationship") == "parentOf" and parent and parent != label:
-                claims.add(manifest_claim(store, parent, depth + 1))
+            if ingredient.get("relationship") == "parentOf" and parent:
+                claims.add(manifest_claim(store, parent, depth + 1, seen))
     claim = strongest(claims)
-    if claim == "camera" and edits:
-        return "edited"
-    return claim if claim != "none" or not edits else "edited"
+    if edits and claim in ("camera", "none"):
+        claim = "edited"
+    seen[label] = claim
+    return claim
 
 
 def summarise_store(store: dict) -> dict:

@@ -47,7 +47,7 @@ def read_manifest_store(source, trust_anchors: str, timeout_s: float
     if done.returncode == NO_MANIFEST:
         return None, ""
     if done.returncode == UNREADABLE:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"]
+        message = done.stderr[-4096:].decode("utf-8", "replace").strip().splitlines() or ["?"]
         return None, f"manifest store unreadable: {message[-1][:300]}"
     if done.returncode != 0:
         how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit {done.returncode}"
