@@ -47,7 +47,8 @@ def main():
     record = train("tuned", cfg, training=training,
                    seed=1, data_dir=data, model_path=work / "models" / "tuned.keras",
                    history_path=work / "metrics" / "tuned.json", root=work, image_size=32)
-    print("WEIGHTS " + seen[0])  # the model as this process scored it after epoch 1
+    if seen:  # the workers' own loop (multi_worker) scores validation after each epoch
+        print("WEIGHTS " + seen[0])  # the model as this process scored it after epoch 1
     print("RESULT " + json.dumps(record))
 
 
