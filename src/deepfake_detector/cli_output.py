@@ -138,7 +138,8 @@ def print_table(rows: list[dict], threshold: float, trained_on: str) -> None:
 
 
 def provenance_cell(found: dict | None) -> str:
-    """``ai_generated (C2PA, valid)``: the claim and how far it can be believed."""
+    """``ai_generated (C2PA valid)``, ``camera (unsigned)``, ``none found``: the claim and how
+    far it can be believed."""
     if not found:
         return "-"
     if found["source"] is None:
