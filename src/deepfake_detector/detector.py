@@ -42,24 +42,32 @@ class Detector:
     def __init__(self, model, settings: dict):
         self.model, self.settings = model, settings
         self.uncalibrated = compiled_predict(model)  # the model's own P(fake): what LIME explains
-        self._features = None  # built on first use: only models with a domain fit need it
+        self._scored = None  # (call, fit) built on first use: only models with a domain fit
         # ``provenance.Provenance``: each scored file's provenance beside its score (the CLI,
         # the service and the pyfunc set it; evaluation leaves it off)
         self.provenance = None
 
-    def domain(self, x: np.ndarray) -> list[tuple[str | None, float | None]]:
-        """``(in|out, score)`` of each uint8 image (``domain.py``: out past 1); ``(None,
-        None)`` each when the settings hold no domain fit (a model evaluated before it
-        existed)."""
+    def assess(self, x: np.ndarray) -> tuple[np.ndarray, list[tuple[str | None, float | None]]]:
+        """Calibrated P(fake) of uint8 images at the model's size and ``(in|out, score)`` of
+        each (``domain.py``: out past 1), from one model call; ``(None, None)`` each when the
+        settings hold no domain fit (a model evaluated before it existed)."""
         from . import domain
 
         fitted = self.settings.get("domain")
         if not fitted:
-            return [(None, None)] * len(x)
-        if self._features is None:
-            self._features = domain.feature_function(self.model)
-        return [(domain.verdict(score), round(float(score), 4))
-                for score in domain.scores(self._features, x, fitted)]
+            return self.probabilities(x), [(None, None)] * len(x)
+        if self._scored is None:
+            self._scored = domain.feature_function(self.model, with_output=True), \
+                domain.as_arrays(fitted)
+        call, fit = self._scored
+        p, features = call(x)
+        return (self.calibrated(p),
+                [(domain.verdict(score), round(float(score), 4))
+                 for score in domain.scores(lambda _: features, x, fit)])
+
+    def domain(self, x: np.ndarray) -> list[tuple[str | None, float | None]]:
+        """``(in|out, score)`` of each uint8 image: ``assess``'s second half."""
+        return self.assess(x)[1]
 
     @classmethod
     def load(cls, model_path, settings: dict) -> Detector:
@@ -101,8 +109,11 @@ class Detector:
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Calibrated P(fake) of uint8 images already at the model's size."""
-        return apply_temperature(self.uncalibrated(x),
-                                 float(self.settings.get("temperature", 1.0)))
+        return self.calibrated(self.uncalibrated(x))
+
+    def calibrated(self, p: np.ndarray) -> np.ndarray:
+        """The model's own P(fake) ``p`` with the temperature chosen on validation applied."""
+        return apply_temperature(p, float(self.settings.get("temperature", 1.0)))
 
     def face_settings(self, face_crop: bool | None = None) -> dict:
         """The model's face crop (``faces.frame_image``'s form), ``face_crop`` overriding
@@ -166,7 +177,7 @@ class Detector:
             rows.append(row)
         if images:
             batch = np.stack(images)
-            scores = iter(zip(self.probabilities(batch), self.domain(batch)))
+            scores = iter(zip(*self.assess(batch)))
             for row in rows:
                 if not row["error"]:
                     p, (row["domain"], row["domain_score"]) = next(scores)

@@ -47,27 +47,40 @@ def _members(model) -> list:
     return [m for m in nested if any(layer.name == "p_fake" for layer in m.layers)]
 
 
-def feature_function(model, batch_size: int = 256):
+def feature_function(model, batch_size: int = 256, with_output: bool = False):
     """``x (N×H×W×3 uint8) → features (N×D)`` through one traced call; an ensemble's features
-    are its members' side by side."""
+    are its members' side by side. ``with_output``: ``x → (P(fake) (N,), features)``, the
+    model's own output from the same call, so scoring and the domain check take one pass."""
     import keras
     import tensorflow as tf
 
     sources = _members(model) or [model]
-    extractor = keras.Model(
-        model.inputs, [keras.Model(m.inputs, _feature_tensor(m))(model.inputs[0])
-                       if m is not model else _feature_tensor(m) for m in sources])
+    outputs = [keras.Model(m.inputs, _feature_tensor(m))(model.inputs[0])
+               if m is not model else _feature_tensor(m) for m in sources]
+    extractor = keras.Model(model.inputs, [*model.outputs[:1], *outputs] if with_output
+                            else outputs)
     call = tf.function(lambda batch: extractor(batch, training=False), reduce_retracing=True)
 
-    def features(x: np.ndarray) -> np.ndarray:
-        out = []
+    def run(x: np.ndarray):
+        p, out = [np.zeros(0, np.float32)], []
         for i in range(0, len(x), batch_size):
             parts = call(x[i:i + batch_size])
-            parts = parts if isinstance(parts, (list, tuple)) else [parts]
-            out.append(np.concatenate([np.asarray(p, np.float64) for p in parts], axis=1))
-        return np.concatenate(out) if out else np.zeros((0, 0))
+            parts = list(parts) if isinstance(parts, (list, tuple)) else [parts]
+            if with_output:
+                p.append(np.asarray(parts.pop(0)).reshape(-1))
+            out.append(np.concatenate([np.asarray(q, np.float64) for q in parts], axis=1))
+        features = np.concatenate(out) if out else np.zeros((0, 0))
+        return (np.concatenate(p), features) if with_output else features
 
-    return features
+    return run
+
+
+def as_arrays(fitted: dict) -> dict:
+    """``fitted`` with each part's mean and whitening matrix as arrays, converted once: from
+    the settings' lists that conversion took ~2.5 ms a call (2026-11-29)."""
+    return {**fitted, "parts": {name: {**part, "mean": np.asarray(part["mean"], np.float64),
+                                       "whiten": np.asarray(part["whiten"], np.float64)}
+                                for name, part in fitted["parts"].items()}}
 
 
 def _short(values: np.ndarray) -> list:

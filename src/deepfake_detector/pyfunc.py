@@ -38,8 +38,8 @@ class DeepfakeDetectorModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         if isinstance(model_input, np.ndarray) and model_input.ndim == 4:
             x = model_input.astype(np.uint8)
-            p = self.detector.probabilities(x)
-            where, distance = zip(*self.detector.domain(x)) if len(x) else ((), ())
+            p, domains = self.detector.assess(x)
+            where, distance = zip(*domains) if len(x) else ((), ())
             verdict, reason = zip(*map(self.detector.verdict, p, where)) if len(x) else ((), ())
             return pd.DataFrame({"p_fake": p, "label": self.detector.label(p),
                                  "verdict": list(verdict), "reason": list(reason),

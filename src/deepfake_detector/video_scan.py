@@ -140,8 +140,7 @@ class _Scorer:
             return
         start = time.perf_counter()
         batch = np.stack([crop for _, _, crop, _ in self.pending])
-        scores = self.detector.probabilities(batch)
-        domains = self.detector.domain(batch)
+        scores, domains = self.detector.assess(batch)
         self.seconds += time.perf_counter() - start
         for (index, row, crop, thumb), p, (where, distance) in zip(self.pending, scores, domains):
             row["p_fake"] = round(float(p), 6)
