@@ -4,10 +4,12 @@ and a bounded HTTP load run against the service on 127.0.0.1, in one run.
     python benchmarks/serving.py [--calls 200] [--clients 8] [--requests 200]
 
 Part 1 times, for one built-in face at a time, our path (decode → face crop → centre crop →
-resize → compiled model call → calibrated P(fake) → threshold) and the study's way
-(``model.predict`` on the already-decoded image): p50 of each and ``ratio: X`` (study / ours);
-then what reading provenance adds to our path for files without a manifest (the common
-case): p50 of the read alone, and of our path with it against without.
+resize → one compiled call for P(fake) and the domain features → calibration, domain check,
+threshold), the study's way (``model.predict`` on the already-decoded image) and the
+strongest simple way (a bare compiled model call on the already-decoded image): p50 of each,
+``ratio: X`` (study / ours) and ``ours / bare compiled call: Y`` (what the whole path costs
+above the model itself); then what reading provenance adds to our path for files without a
+manifest (the common case): p50 of the read alone, and of our path with it against without.
 Part 2 starts the web service in its own process on a free 127.0.0.1 port and sends
 ``--clients`` × ``--requests`` POST /predict requests, then prints throughput, p50/p99 latency
 and the error count. Uses models/tuned.keras when trained, else a freshly built tuned CNN.
@@ -60,22 +62,26 @@ def in_process(calls: int) -> None:
     from PIL import Image
 
     from deepfake_detector.provenance import Provenance
+    from deepfake_detector.scoring import compiled_predict
 
     detector, source = detector_and_source()
+    bare = compiled_predict(detector.model, 1)
     reader = Provenance()
     images = [face_jpeg(i) for i in range(20)]
     decoded = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in images]
-    times = {"ours": [], "study": [], "ours_provenance": [], "provenance": []}
+    times = {way: [] for way in ("ours", "study", "bare", "ours_provenance", "provenance")}
     detector.score([images[0]]), detector.model.predict(decoded[0][None], verbose=0)  # warm up
-    reader.read(images[0])
+    reader.read(images[0]), bare(decoded[0][None])
     # alternating blocks of calls: no way warms another's caches
-    for block, way in enumerate(["ours", "study", "ours_provenance", "provenance"] * 2):
+    for block, way in enumerate(list(times) * 2):
         detector.provenance = reader if way == "ours_provenance" else None
         for i in range(calls // 2):
             image = images[(i + block) % 20]
             t = time.perf_counter()
             if way == "study":
                 detector.model.predict(decoded[(i + block) % 20][None], verbose=0)
+            elif way == "bare":
+                bare(decoded[(i + block) % 20][None])
             elif way == "provenance":
                 reader.read(image)
             else:
@@ -83,9 +89,11 @@ def in_process(calls: int) -> None:
             times[way].append(time.perf_counter() - t)
     p50 = {way: statistics.median(t) * 1000 for way, t in times.items()}
     print(f"one image, {source}, {len(times['ours'])} calls each")
-    print(f"ours (decode, face crop, model, threshold) p50 {p50['ours']:6.2f} ms")
-    print(f"study's model.predict (model only)          p50 {p50['study']:6.2f} ms")
+    print(f"ours (decode, face crop, model, domain, threshold) p50 {p50['ours']:6.2f} ms")
+    print(f"study's model.predict (model only)                  p50 {p50['study']:6.2f} ms")
+    print(f"bare compiled model call (model only)               p50 {p50['bare']:6.2f} ms")
     print(f"ratio: {p50['study'] / p50['ours']:.1f}")
+    print(f"ours / bare compiled call: {p50['ours'] / p50['bare']:.1f}")
     print(f"provenance (no manifest: metadata + manifest check) p50 {p50['provenance']:.3f} ms "
           f"alone; ours with it p50 {p50['ours_provenance']:.2f} ms, "
           f"{p50['ours_provenance'] - p50['ours']:+.2f} ms over ours without")
@@ -162,7 +170,8 @@ def http_load(clients: int, requests: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=400, help="in-process calls of each way "
-                    "(ours, the study's, ours with provenance, provenance alone)")
+                    "(ours, the study's, bare compiled call, ours with provenance, provenance "
+                    "alone)")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)

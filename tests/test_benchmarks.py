@@ -36,8 +36,11 @@ def test_explain_benchmark_prints_both_times_and_ratio():
                                "--model", "absent.keras")
     assert "untrained tuned CNN" in out
     times = [float(t) for t in re.findall(r"\s([\d.]+) s  \(", out)]
-    assert len(times) == 2 and all(t > 0 for t in times)
+    assert len(times) == 3 and all(t > 0 for t in times)
     assert ratio == pytest.approx(times[1] / times[0], rel=0.1)
+    compiled = float(re.search(r"^lime_image batch 500 compiled / ours: ([\d.]+)$", out,
+                               re.M).group(1))
+    assert compiled == pytest.approx(times[2] / times[0], rel=0.1)
 
 
 @pytest.mark.slow
@@ -45,7 +48,9 @@ def test_serving_benchmark_prints_latencies_ratio_and_errors():
     out, ratio = run_benchmark("serving.py", "--calls", "40", "--clients", "2",
                                "--requests", "10")
     p50 = [float(t) for t in re.findall(r"p50\s+([\d.]+) ms$", out, re.M)]
-    assert len(p50) == 2 and ratio == pytest.approx(p50[1] / p50[0], rel=0.1)
+    assert len(p50) == 3 and ratio == pytest.approx(p50[1] / p50[0], rel=0.1)
+    above_bare = float(re.search(r"^ours / bare compiled call: ([\d.]+)$", out, re.M).group(1))
+    assert above_bare == pytest.approx(p50[0] / p50[2], rel=0.1)
     alone, with_it, more = re.search(r"^provenance \(no manifest: metadata \+ manifest check\) "
                                      r"p50 ([\d.]+) ms alone; ours with it p50 ([\d.]+) ms, "
                                      r"([+-][\d.]+) ms over ours without$", out, re.M).groups()

@@ -108,7 +108,8 @@ def test_too_many_rejected_fails_the_stage_with_a_clear_message(tmp_path):
 
 @pytest.mark.slow
 def test_memory_stays_bounded_for_150k_images(tmp_path):
-    """150,000 images at 64×64: peak RSS ≤ output arrays + a small working set."""
+    """150,000 images at 64×64: peak RSS ≤ output arrays + 100 MiB (the README quotes 69 MiB
+    measured by this test, 2026-11-29)."""
     one = write_faces(tmp_path, 1, False)[0]
     script = textwrap.dedent(f"""
         import sys
@@ -132,7 +133,7 @@ def test_memory_stays_bounded_for_150k_images(tmp_path):
     output = 150_000 * 64 * 64 * 3
     print(f"peak RSS {peak / 2**20:.0f} MiB; output arrays {output / 2**20:.0f} MiB; "
           f"at start {base / 2**20:.0f} MiB")
-    assert peak - base < output + 300 * 2**20
+    assert peak - base < output + 100 * 2**20
 
 
 def test_a_mask_is_framed_by_the_box_its_image_was_framed_by():

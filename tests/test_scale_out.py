@@ -36,6 +36,16 @@ def baseline_runs(repo) -> dict[str, str]:
     return dict(rows)
 
 
+def baseline_spans(repo, rates) -> list[tuple[float, float]]:
+    """(start, end) in seconds of the baseline run of each learning rate: from training to
+    the end of its evaluation (``evaluate`` reopens the training run)."""
+    with sqlite3.connect(repo / "mlflow.db", timeout=30) as con:
+        rows = dict((rate, (start, end)) for rate, start, end in con.execute(
+            "SELECT p.value, r.start_time, r.end_time FROM runs r JOIN params p "
+            "ON p.run_uuid = r.run_uuid WHERE r.name = 'baseline' AND p.key = 'learning_rate'"))
+    return [(rows[rate][0] / 1000, rows[rate][1] / 1000) for rate in rates]
+
+
 def queue_status(repo, tries: int = 5) -> str:
     """``dvc queue status``, asked again when DVC trips over a task file a worker is
     writing at that moment ("ERROR: unexpected error - Expecting value: line 1 column 1",
@@ -83,6 +93,11 @@ def test_two_queued_experiments_run_on_two_workers_into_one_store(pipeline):
     assert "database is locked" not in logs
     runs = baseline_runs(repo)  # in the checkout's mlflow.db, not a copy under .dvc/tmp
     assert all(runs.get(rate) == "FINISHED" for rate in rates), runs
+    # two workers, not one after the other: each run starts before the other has ended
+    (start_a, end_a), (start_b, end_b) = baseline_spans(repo, rates)
+    overlap = min(end_a, end_b) - max(start_a, start_b)
+    print(f"runs {end_a - start_a:.1f} s and {end_b - start_b:.1f} s; overlap {overlap:.1f} s")
+    assert overlap > 0, (start_a, end_a, start_b, end_b)
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
     shown = dvc(repo, "exp", "show", "--csv")
     assert all(rate in shown for rate in rates)
