@@ -41,6 +41,8 @@ def test_explain_benchmark_prints_both_times_and_ratio():
     compiled = float(re.search(r"^lime_image batch 500 compiled / ours: ([\d.]+)$", out,
                                re.M).group(1))
     assert compiled == pytest.approx(times[2] / times[0], rel=0.1)
+    assert float(re.search(r"^model alone \(200 images, compiled call\)\s+([\d.]+) s$", out,
+                           re.M).group(1)) > 0
 
 
 @pytest.mark.slow
