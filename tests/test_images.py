@@ -111,3 +111,27 @@ def test_centre_crop_keeps_the_middle_at_native_resolution(fmt):
     assert out.shape == (50, 50, 3) and out[2:-2, 2:-2].min() > 230
     with pytest.raises(ValueError):
         load_image(encode(Image.fromarray(arr), "PNG"), 50, crop=0)
+
+
+def test_read_bytes_reads_a_file_that_grew_after_its_check_up_to_the_cap(tmp_path, monkeypatch):
+    """The read asks for the size the file had when opened (plus one byte): a file that grew
+    since is still read whole, and one that grew past the cap is refused."""
+    import os
+
+    from deepfake_detector.errors import ImageRejected
+    from deepfake_detector.images import read_bytes
+
+    path = tmp_path / "growing.jpg"
+    path.write_bytes(bytes(range(100)))
+    real_fstat = os.fstat
+
+    def fstat_when_opened(fd):  # the file had 10 bytes when it was opened
+        info = real_fstat(fd)
+        return os.stat_result((info.st_mode, *info[1:6], 10, *info[7:]))
+
+    monkeypatch.setattr(os, "fstat", fstat_when_opened)
+    assert read_bytes(path, max_bytes=1000) == bytes(range(100))
+    assert read_bytes(path, max_bytes=None) == bytes(range(100))
+    with pytest.raises(ImageRejected) as refused:
+        read_bytes(path, max_bytes=50)
+    assert refused.value.reason == "too_large"

@@ -184,8 +184,13 @@ def read_bytes(source: str | os.PathLike | bytes,
             raise ImageRejected("unreadable", str(exc)) from None
         try:
             with os.fdopen(fd, "rb") as fh:
-                _check_stat(os.fstat(fh.fileno()), max_bytes)  # the file opened is a file
-                data = fh.read(-1 if max_bytes is None else max_bytes + 1)
+                size = _check_stat(os.fstat(fh.fileno()), max_bytes)  # opened: a file
+                # the size it has, one byte more to see it grew: ``read(max_bytes + 1)``
+                # allocated the whole cap each call, serialising threads on the allocator
+                # (preprocessing at half speed on 2 cores, 2026-11-29)
+                data = fh.read(size + 1)
+                if len(data) > size:  # it grew after the check: read on, up to the cap
+                    data += fh.read(-1 if max_bytes is None else max_bytes + 1 - len(data))
         except OSError as exc:
             raise ImageRejected("unreadable", str(exc)) from None
         if max_bytes is not None and len(data) > max_bytes:  # it grew after the check
