@@ -141,6 +141,8 @@ def test_evaluate_ships_the_fit_and_every_prediction_carries_the_flag(tmp_path):
     assert [v for v, _ in detector.domain(far)] == ["out"] * 20
     near = images(200, 5)
     assert [v for v, _ in detector.domain(near)].count("out") <= 10
+    p, rows = detector.assess(near[:0])  # no images (the pyfunc may be sent none)
+    assert p.shape == (0,) and rows == []
     pngs = [png(near[0]), png(far[0])]
     rows = detector.score(pngs + [b"not an image"], ["near.png", "far.png", "bad.png"])
     assert [r["domain"] for r in rows] == ["in", "out", None]
@@ -162,10 +164,18 @@ def test_every_architecture_has_features_to_score(name):
              "ensemble": lambda: models.build_ensemble(
                  [tuned, models.build_model("baseline", 64, params["train"]["baseline"])],
                  64, "stacked", 8)}[name]()
-    features = domain.feature_function(model)(images(5, 0, spread=60).repeat(4, axis=1).repeat(
-        4, axis=2))
+    x = images(5, 0, spread=60).repeat(4, axis=1).repeat(4, axis=2)
+    features = domain.feature_function(model)(x)
     width = {"baseline": 16, "tuned": 32, "ensemble": 48}[name]  # pooled map, dense, both
     assert features.shape == (5, width) and np.isfinite(features).all()
+    # one call for both (Detector.assess): the model's own P(fake) and the same features,
+    # bit for bit, and nothing for no images
+    from deepfake_detector.scoring import compiled_predict
+
+    p, same = domain.feature_function(model, with_output=True)(x)
+    assert np.array_equal(p, compiled_predict(model)(x)) and np.array_equal(same, features)
+    p, none = domain.feature_function(model, with_output=True)(x[:0])
+    assert p.shape == (0,) and len(none) == 0
 
 
 def test_the_flag_reaches_the_http_api(tmp_path):

@@ -125,13 +125,18 @@ def test_read_bytes_reads_a_file_that_grew_after_its_check_up_to_the_cap(tmp_pat
     path.write_bytes(bytes(range(100)))
     real_fstat = os.fstat
 
-    def fstat_when_opened(fd):  # the file had 10 bytes when it was opened
-        info = real_fstat(fd)
+    real_stat = os.stat
+
+    def ten_bytes(info):
         return os.stat_result((info.st_mode, *info[1:6], 10, *info[7:]))
 
-    monkeypatch.setattr(os, "fstat", fstat_when_opened)
+    # the file had 10 bytes when it was checked and opened, and has 100 when it is read
+    monkeypatch.setattr(os, "fstat", lambda fd: ten_bytes(real_fstat(fd)))
+    monkeypatch.setattr(os, "stat", lambda path, *a, **kw: ten_bytes(real_stat(path, *a, **kw)))
     assert read_bytes(path, max_bytes=1000) == bytes(range(100))
     assert read_bytes(path, max_bytes=None) == bytes(range(100))
     with pytest.raises(ImageRejected) as refused:
         read_bytes(path, max_bytes=50)
-    assert refused.value.reason == "too_large"
+    # refused by the read, not by the checks before it (which saw 10 bytes)
+    said = str(refused.value)
+    assert refused.value.reason == "too_large" and said.startswith("too_large: more than the")

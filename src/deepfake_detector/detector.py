@@ -4,6 +4,8 @@ scored through one traced call, calibrated and judged the way the model was eval
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import verdicts
@@ -43,6 +45,7 @@ class Detector:
         self.model, self.settings = model, settings
         self.uncalibrated = compiled_predict(model)  # the model's own P(fake): what LIME explains
         self._scored = None  # (call, fit) built on first use: only models with a domain fit
+        self._building = threading.Lock()  # the service's threads build it once
         # ``provenance.Provenance``: each scored file's provenance beside its score (the CLI,
         # the service and the pyfunc set it; evaluation leaves it off)
         self.provenance = None
@@ -54,16 +57,16 @@ class Detector:
         from . import domain
 
         fitted = self.settings.get("domain")
-        if not fitted:
+        if not fitted or not len(x):
             return self.probabilities(x), [(None, None)] * len(x)
-        if self._scored is None:
-            self._scored = domain.feature_function(self.model, with_output=True), \
-                domain.as_arrays(fitted)
+        with self._building:
+            if self._scored is None:
+                self._scored = (domain.feature_function(self.model, with_output=True),
+                                domain.as_arrays(fitted))
         call, fit = self._scored
         p, features = call(x)
-        return (self.calibrated(p),
-                [(domain.verdict(score), round(float(score), 4))
-                 for score in domain.scores(lambda _: features, x, fit)])
+        return (self.calibrated(p), [(domain.verdict(score), round(float(score), 4))
+                                     for score in domain.scores(features, x, fit)])
 
     def domain(self, x: np.ndarray) -> list[tuple[str | None, float | None]]:
         """``(in|out, score)`` of each uint8 image: ``assess``'s second half."""

@@ -132,8 +132,10 @@ PARTS = {"pixels": thumbnails, "texture": texture}  # beside the model's own "fe
 
 
 def _parts(features, x: np.ndarray, names=("features", *PARTS)) -> dict[str, np.ndarray]:
-    """The values of each named part; a model fitted before a part existed scores without it."""
-    return {name: features(x) if name == "features" else PARTS[name](x) for name in names}
+    """The values of each named part; a model fitted before a part existed scores without it.
+    ``features``: a ``feature_function``, or its values for ``x`` already computed."""
+    return {name: (features(x) if callable(features) else features) if name == "features"
+            else PARTS[name](x) for name in names}
 
 
 def fit_domain(features, train_x: np.ndarray, val_x: np.ndarray, quantile: float) -> dict:
@@ -151,7 +153,8 @@ def distances(values: np.ndarray, part: dict) -> np.ndarray:
 
 
 def scores(features, x: np.ndarray, fitted: dict) -> np.ndarray:
-    """Each image's domain score: its largest distance over that part's threshold."""
+    """Each image's domain score: its largest distance over that part's threshold
+    (``features``: a ``feature_function`` or its values for ``x``, as ``_parts`` takes)."""
     values = _parts(features, x, fitted["parts"])
     return np.max([distances(values[name], part) / part["threshold"]
                    for name, part in fitted["parts"].items()], axis=0)
