@@ -4,7 +4,8 @@
 
 Uses ../shared/datasets/ffhq-stylegan-dev (256×256 real JPEGs) when present, else generates
 256×256 built-in faces. Each way's time includes finding the files (Keras lists the folder
-itself; ours lists it the same way inside the timer). Prints both rates (median of the
+itself; ours lists it likewise inside the timer). One discarded run of each way first, then
+the ways alternate, each first every other repeat. Prints both rates (median of the
 repeats), ``ratio: X`` and the peak resident memory of each way.
 """
 
@@ -59,24 +60,30 @@ def main() -> None:
     n = len(image_files(folder))
     print(f"images: {n} from {folder} at {args.size}x{args.size}, cores: {os.cpu_count()}")
 
-    ours = []
-    for _ in range(args.repeats):
+    def our_run() -> float:
         started = time.perf_counter()
         x, keep, *_ = decode_files(image_files(folder), args.size, 50_000_000, desc="ours")
-        ours.append(n / (time.perf_counter() - started))
+        assert keep.all(), "every benchmark image should decode"
+        return n / (time.perf_counter() - started)
+
+    our_run()  # warm up (and our peak, before Keras is imported)
     ours_rss = peak_rss_mb()
-    assert keep.all(), "every benchmark image should decode"
 
     import keras  # the ecosystem's default way
 
-    keras_rates = []
-    for _ in range(args.repeats):
+    def keras_run() -> float:
         started = time.perf_counter()
         ds = keras.utils.image_dataset_from_directory(
             folder, labels="inferred", image_size=(args.size, args.size), batch_size=256,
             shuffle=False, verbose=False)
         count = sum(int(batch.shape[0]) for batch, _ in ds)
-        keras_rates.append(count / (time.perf_counter() - started))
+        return count / (time.perf_counter() - started)
+
+    keras_run()  # warm up: TensorFlow's first dataset builds its kernels
+    ours, keras_rates = [], []
+    for r in range(args.repeats):  # alternating, each way first every other time
+        for way in ([our_run, keras_run] if r % 2 == 0 else [keras_run, our_run]):
+            (ours if way is our_run else keras_rates).append(way())
     keras_rss = peak_rss_mb()
 
     ours_med, keras_med = statistics.median(ours), statistics.median(keras_rates)
@@ -84,7 +91,8 @@ def main() -> None:
           f"(runs: {', '.join(f'{r:.0f}' for r in ours)})")
     print(f"keras image_dataset_from_directory:    {keras_med:8.0f} images/s "
           f"(runs: {', '.join(f'{r:.0f}' for r in keras_rates)})")
-    print(f"peak RSS: ours {ours_rss:.0f} MB; after Keras {keras_rss:.0f} MB")
+    print(f"peak RSS: ours {ours_rss:.0f} MB (before Keras was imported); after Keras "
+          f"{keras_rss:.0f} MB")
     print(f"ratio: {ours_med / keras_med:.2f}")
 
 

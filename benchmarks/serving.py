@@ -93,7 +93,7 @@ def in_process(calls: int) -> None:
     print(f"study's model.predict (model only)                  p50 {p50['study']:6.2f} ms")
     print(f"bare compiled model call (model only)               p50 {p50['bare']:6.2f} ms")
     print(f"ratio: {p50['study'] / p50['ours']:.1f}")
-    print(f"ours / bare compiled call: {p50['ours'] / p50['bare']:.1f}")
+    print(f"ours / bare compiled call: {p50['ours'] / p50['bare']:.2f}")
     print(f"provenance (no manifest: metadata + manifest check) p50 {p50['provenance']:.3f} ms "
           f"alone; ours with it p50 {p50['ours_provenance']:.2f} ms, "
           f"{p50['ours_provenance'] - p50['ours']:+.2f} ms over ours without")
