@@ -62,7 +62,7 @@ def main() -> None:
 
     def our_run() -> float:
         started = time.perf_counter()
-        x, keep, *_ = decode_files(image_files(folder), args.size, 50_000_000, desc="ours")
+        _, keep, *_ = decode_files(image_files(folder), args.size, 50_000_000, desc="ours")
         assert keep.all(), "every benchmark image should decode"
         return n / (time.perf_counter() - started)
 

@@ -27,23 +27,15 @@ def dvc(repo, *args, env=None, timeout=1200):
     return done.stdout + done.stderr
 
 
-def baseline_runs(repo) -> dict[str, str]:
-    """learning_rate → status of every train@baseline run in the project's store."""
+def baseline_runs(repo) -> dict[str, tuple[str, float, float]]:
+    """learning_rate → (status, start, end in seconds) of every train@baseline run in the
+    project's store; the end is its evaluation's (``evaluate`` reopens the training run)."""
     with sqlite3.connect(repo / "mlflow.db", timeout=30) as con:
         rows = con.execute(
-            "SELECT p.value, r.status FROM runs r JOIN params p ON p.run_uuid = r.run_uuid "
-            "WHERE r.name = 'baseline' AND p.key = 'learning_rate'").fetchall()
-    return dict(rows)
-
-
-def baseline_spans(repo, rates) -> list[tuple[float, float]]:
-    """(start, end) in seconds of the baseline run of each learning rate: from training to
-    the end of its evaluation (``evaluate`` reopens the training run)."""
-    with sqlite3.connect(repo / "mlflow.db", timeout=30) as con:
-        rows = dict((rate, (start, end)) for rate, start, end in con.execute(
-            "SELECT p.value, r.start_time, r.end_time FROM runs r JOIN params p "
-            "ON p.run_uuid = r.run_uuid WHERE r.name = 'baseline' AND p.key = 'learning_rate'"))
-    return [(rows[rate][0] / 1000, rows[rate][1] / 1000) for rate in rates]
+            "SELECT p.value, r.status, r.start_time, r.end_time FROM runs r JOIN params p "
+            "ON p.run_uuid = r.run_uuid WHERE r.name = 'baseline' AND p.key = 'learning_rate'"
+        ).fetchall()
+    return {rate: (status, start / 1000, (end or 0) / 1000) for rate, status, start, end in rows}
 
 
 def queue_status(repo, tries: int = 5) -> str:
@@ -92,9 +84,9 @@ def test_two_queued_experiments_run_on_two_workers_into_one_store(pipeline):
                    for line in status.splitlines() if "Success" in line)
     assert "database is locked" not in logs
     runs = baseline_runs(repo)  # in the checkout's mlflow.db, not a copy under .dvc/tmp
-    assert all(runs.get(rate) == "FINISHED" for rate in rates), runs
+    assert all(runs.get(rate, ("",))[0] == "FINISHED" for rate in rates), runs
     # two workers, not one after the other: each run starts before the other has ended
-    (start_a, end_a), (start_b, end_b) = baseline_spans(repo, rates)
+    (_, start_a, end_a), (_, start_b, end_b) = (runs[rate] for rate in rates)
     overlap = min(end_a, end_b) - max(start_a, start_b)
     print(f"runs {end_a - start_a:.1f} s and {end_b - start_b:.1f} s; overlap {overlap:.1f} s")
     assert overlap > 0, (start_a, end_a, start_b, end_b)
