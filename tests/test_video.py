@@ -281,11 +281,14 @@ def test_audio_only(tmp_path):
 
 
 def eight_k_clip(path: str) -> str:
-    """One 7680×4320 frame (MJPEG: quick to encode)."""
+    """One black 7680×4320 frame (MJPEG: quick to encode; ~0.5 MB)."""
+    frame = av.VideoFrame(7680, 4320, "yuvj420p")
+    for plane in frame.planes:  # a new frame's memory is not cleared: whatever was there
+        plane.update(bytes(plane.buffer_size))  # made the file pass 1 MB once (2026-11-29)
     with av.open(path, "w") as container:
         stream = container.add_stream("mjpeg", rate=1)
         stream.width, stream.height, stream.pix_fmt = 7680, 4320, "yuvj420p"
-        for packet in stream.encode(av.VideoFrame(7680, 4320, "yuvj420p")) + stream.encode():
+        for packet in stream.encode(frame) + stream.encode():
             container.mux(packet)
     return path
 
